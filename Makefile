@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export OMP_NUM_THREADS ?= 1
 export MPLBACKEND := Agg
 
-.PHONY: install demo test test-all test-fast nbtest pytest docs bench export clean-nbs check lab
+.PHONY: install demo test test-all test-fast nbtest pytest docs readme bench export clean-nbs check lab
 
 $(STAMP): settings.ini constraints.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,11 @@ test-all: $(STAMP)  ## everything, slow cells included (and gpu cells where CUDA
 	$(BIN)/nbdev_test --do_print --timing --flags "$$flags"
 	$(BIN)/python -m pytest tests -q
 
-docs: $(STAMP)  ## build the docs site offline into _docs/ (nbdev_proc_nbs + Sphinx/MyST-NB)
-	$(BIN)/python -m audiokit.docsite build
+docs: $(STAMP)  ## build the docs site offline into _docs/ (nbdev processing + Sphinx/MyST-NB; no Quarto needed)
+	$(BIN)/python docs/build.py site
+
+readme: $(STAMP)  ## regenerate README.md from index.ipynb (what nbdev_readme does, without Quarto)
+	$(BIN)/python docs/build.py readme
 
 bench: $(STAMP)  ## benchmarks that print figures
 	$(BIN)/audiokit bench all

@@ -1,0 +1,149 @@
+"""Feature extraction: parity with librosa, shapes, silence, short clips, batching, devices, dataset statistics."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+librosa = pytest.importorskip('librosa')
+
+from audiokit.core import FeatureConfig, find_shared_data
+from audiokit.features import (FeatureError, FeatureExtractor, deltas, log_mel, mfcc, pitch_track, frame_signal,
+                               power_spectrogram, spectral_bandwidth, spectral_centroid, spectral_rolloff, zero_crossing_rate, rms)
+
+LOGMEL_TOL_DB = 1e-2   # stated in 06_features
+MFCC_TOL = 2e-2
+KINDS = ('logmel', 'mfcc', 'frames', 'image', 'waveform')
+
+
+def _noise_chirp(sr, seconds=1.5, seed=0):
+    g = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.4 * np.sin(2 * np.pi * (150 * t + 600 * t ** 2)) + 0.05 * g.standard_normal(len(t))).astype('float32')
+
+
+@pytest.mark.parametrize('sr,n_fft,hop,n_mels,f_min,f_max', [
+    (22050, 1024, 512, 128, 0.0, None), (16000, 512, 160, 40, 20.0, 7600.0), (4000, 256, 64, 32, 25.0, 1000.0), (44100, 2048, 441, 96, 0.0, None)])
+def test_logmel_and_mfcc_match_librosa(sr, n_fft, hop, n_mels, f_min, f_max):
+    y = _noise_chirp(sr)
+    ours = log_mel(torch.from_numpy(y), sr, n_fft, hop, n_mels, f_min, f_max)[0].numpy()
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=f_min, fmax=f_max), top_db=80.0)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() < LOGMEL_TOL_DB
+    m = mfcc(torch.from_numpy(y), sr, 20, n_fft, hop, n_mels, f_min, f_max)[0].numpy()
+    mref = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=f_min, fmax=f_max)
+    assert np.abs(m - mref).max() < MFCC_TOL
+    # the extractor gives the same numbers as the functions
+    fx = FeatureExtractor(FeatureConfig(kind='mfcc', n_fft=n_fft, hop_length=hop, n_mels=n_mels, f_min=f_min, f_max=f_max,
+                                        n_mfcc=20, normalize='none'), sr)
+    out = fx(torch.from_numpy(y)[None])
+    assert np.abs(out[0, 0].numpy() - mref).max() < MFCC_TOL
+    assert np.abs(out[0, 1].numpy() - librosa.feature.delta(mref))[:, 4:-4].max() < 1e-3
+
+
+def test_parity_on_esc10_clips():
+    root = find_shared_data('esc10')
+    if root is None: pytest.skip('ESC-10 not available (../shared/data/esc10)')
+    files = sorted(root.glob('*/*.ogg'))[::80]
+    for f in files:
+        y, sr = librosa.load(f, sr=22050)
+        ours = log_mel(torch.from_numpy(y), sr)[0].numpy()
+        ref = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=1024, hop_length=512, n_mels=128), top_db=80.0)
+        assert np.abs(ours - ref).max() < LOGMEL_TOL_DB, f
+        mref = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40, n_fft=1024, hop_length=512, n_mels=128)
+        assert np.abs(mfcc(torch.from_numpy(y), sr)[0].numpy() - mref).max() < MFCC_TOL, f
+
+
+def test_spectral_descriptors_match_librosa():
+    sr = 16000
+    y = _noise_chirp(sr, 1.0)
+    mag = power_spectrogram(torch.from_numpy(y)[None], 1024, 256, power=1.0)
+    freqs = torch.linspace(0, sr / 2, 513)
+    cen = spectral_centroid(mag, freqs)[0].numpy()
+    assert np.allclose(cen, librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=1024, hop_length=256)[0], rtol=1e-3, atol=0.5)
+    assert np.allclose(spectral_bandwidth(mag, freqs)[0].numpy(), librosa.feature.spectral_bandwidth(y=y, sr=sr, n_fft=1024, hop_length=256)[0], rtol=1e-3, atol=0.5)
+    assert np.abs(spectral_rolloff(mag, freqs)[0].numpy() - librosa.feature.spectral_rolloff(y=y, sr=sr, n_fft=1024, hop_length=256)[0]).max() <= sr / 1024 + 1e-3
+    fr = frame_signal(torch.from_numpy(y), 1024, 256)
+    assert np.allclose(rms(fr)[0].numpy(), librosa.feature.rms(y=y, frame_length=1024, hop_length=256)[0], atol=1e-5)
+    zref = librosa.feature.zero_crossing_rate(y, frame_length=1024, hop_length=256, center=True)[0]
+    assert np.abs(zero_crossing_rate(fr)[0].numpy() - zref)[4:-4].max() < 2e-3   # edges: librosa pads with edge values
+
+
+@pytest.mark.parametrize('f0', [110.0, 196.0, 440.0, 880.0])
+def test_pitch_of_a_harmonic_tone(f0):
+    sr = 16000
+    t = torch.arange(sr) / sr
+    x = sum(0.5 / h * torch.sin(2 * math.pi * f0 * h * t) for h in (1, 2, 3, 4))
+    track = pitch_track(frame_signal(x, 1024, 256), sr)[0]
+    assert abs(track[4:-4].median().item() - f0) / f0 < 0.01
+
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('normalize', ['none', 'example'])
+def test_silence_gives_finite_features(kind, normalize):
+    fx = FeatureExtractor(FeatureConfig(kind=kind, normalize=normalize, channels=3), 16000)
+    out = fx(torch.zeros(3, 8000))
+    assert out.shape == (3, *fx.output_shape(8000)) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('kind', ['logmel', 'mfcc', 'frames', 'image'])
+def test_short_clip_padded_or_refused(kind):
+    cfg = FeatureConfig(kind=kind, n_fft=1024)
+    out = FeatureExtractor(cfg, 16000)(torch.randn(2, 100))
+    assert torch.isfinite(out).all() and out.shape[0] == 2
+    with pytest.raises(FeatureError, match='shorter than one analysis window of 1024 samples'):
+        FeatureExtractor(cfg.replace(short_clip='error'), 16000)(torch.randn(2, 100))
+    FeatureExtractor(cfg.replace(short_clip='error'), 16000)(torch.randn(2, 1024))   # exactly one window is fine
+
+
+def test_input_layouts_and_dtypes():
+    fx = FeatureExtractor(FeatureConfig(kind='logmel'), 16000)
+    x = torch.randn(16000, dtype=torch.float64)
+    a, b, c = fx(x), fx(x[None]), fx(x[None, None].repeat(1, 2, 1))
+    assert a.dtype == torch.float32 and a.shape == b.shape == c.shape == (1, 1, 128, 32)
+    assert torch.allclose(a, b) and torch.allclose(a, c, atol=1e-4)
+    with pytest.raises(FeatureError, match='expected'):
+        fx(torch.zeros(1, 1, 1, 100))
+
+
+def test_nyquist_is_checked():
+    from audiokit.core import ConfigError
+    with pytest.raises(ConfigError, match='Nyquist'):
+        FeatureExtractor(FeatureConfig(f_max=5000.0), 8000)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(200, 30000), batch=st.integers(1, 3), kind=st.sampled_from(['logmel', 'mfcc', 'frames', 'image']),
+       scale=st.sampled_from([0.0, 1e-6, 1.0, 30.0]))
+def test_shapes_batching_and_finiteness(n, batch, kind, scale):
+    fx = FeatureExtractor(FeatureConfig(kind=kind, n_fft=512, hop_length=128, n_mels=40, n_mfcc=13, image_size=(32, 48), channels=1), 16000)
+    x = scale * torch.randn(batch, n, generator=torch.Generator().manual_seed(n))
+    out = fx(x)
+    assert out.shape == (batch, *fx.output_shape(n)) and torch.isfinite(out).all()
+    # each example's features do not depend on the others in the batch
+    assert torch.allclose(fx(x[-1:]), out[-1:], atol=1e-3, rtol=1e-4)
+
+
+def test_dataset_stats_stream_and_match_pooled():
+    fx = FeatureExtractor(FeatureConfig(kind='frames', n_mfcc=13, normalize='dataset'), 16000)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(2, 16000, generator=g) * (i + 1) for i in range(3)]
+    fx.fit_stats(batches)
+    raw = torch.cat([fx.raw(b) for b in batches])
+    assert fx.stats_mean.shape == (1, raw.shape[-1])
+    assert torch.allclose(fx.stats_mean[0], raw.double().mean((0, 1)).float(), rtol=1e-4, atol=1e-3)
+    z = fx(torch.cat(batches))
+    assert z.shape == raw.shape and z.mean((0, 1)).abs().max() < 1e-2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device')
+@pytest.mark.parametrize('kind', KINDS)
+def test_gpu_matches_cpu(kind):
+    x = torch.from_numpy(_noise_chirp(22050))[None].repeat(2, 1)
+    cpu = FeatureExtractor(FeatureConfig(kind=kind), 22050)
+    gpu = FeatureExtractor(FeatureConfig(kind=kind), 22050).to('cuda')
+    a, b = cpu(x), gpu(x.cuda())
+    assert b.is_cuda and b.dtype == torch.float32
+    assert torch.allclose(a, b.cpu(), atol=2e-2, rtol=1e-3)
