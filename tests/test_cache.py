@@ -150,3 +150,32 @@ def test_multilabel_targets(tmp_path):
     man['label'] = ['a+b', 'b', 'a', 'none']
     ds = FeatureDataset(man, ['a', 'b'], ACFG, FCFG, cache_dir=tmp_path / 'c')
     assert [ds[i][1].tolist() for i in range(4)] == [[1, 1], [0, 1], [1, 0], [0, 0]] and ds[0][1].dtype == torch.float32
+
+
+def test_cli_build_list_clear(tmp_path):
+    import subprocess, sys
+    from audiokit.core import ExperimentConfig
+    man = make_manifest(tmp_path, n=3)
+    man.to_csv(tmp_path / 'man.csv', index=False)
+    ExperimentConfig(audio=ACFG, features=FCFG).save(tmp_path / 'exp.yaml')
+    run = lambda *a: subprocess.run([sys.executable, '-m', 'audiokit.cli', 'cache', *a], capture_output=True, text=True)
+    r = run('build', str(tmp_path / 'man.csv'), '--cache-dir', str(tmp_path / 'c'), '--config', str(tmp_path / 'exp.yaml'))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out['status'] == 'built' and out['rows'] == 3 and out['shape'] == [1, 32, 32]
+    assert out['key'] == build_cache(man, ACFG, FCFG, tmp_path / 'c', progress=False).key   # the same entry as the API
+    r2 = run('build', str(tmp_path / 'man.csv'), '--cache-dir', str(tmp_path / 'c'), '--config', str(tmp_path / 'exp.yaml'))
+    assert json.loads(r2.stdout.strip().splitlines()[-1])['status'] == 'hit'
+    assert out['key'] in run('list', '--cache-dir', str(tmp_path / 'c')).stdout
+    assert 'removed 1' in run('clear', '--cache-dir', str(tmp_path / 'c')).stdout
+    bad = run('build', '--cache-dir', str(tmp_path / 'c'))
+    assert bad.returncode == 1 and 'needs a MANIFEST' in bad.stderr
+
+
+def test_dataset_pickles_without_the_array(tmp_path):
+    import pickle
+    man = make_manifest(tmp_path, n=4)
+    ds = FeatureDataset(man, ['a', 'b'], ACFG, FCFG, cache_dir=tmp_path / 'c')
+    x = ds[1][0]
+    blob = pickle.dumps(ds)
+    assert len(blob) < 200_000 and torch.equal(pickle.loads(blob)[1][0], x)

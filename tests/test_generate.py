@@ -115,6 +115,12 @@ def test_cli_inject_with_ratio_and_prompts(tmp_path):
     for p in (out / 'class_2_wheezes').glob('*.wav'):
         w, sr = sf.read(p)
         assert sr == 16000 and len(w) == 24000 and G.quality_check(torch.from_numpy(w)[None].float()) is None
+    # the folder as manifest rows: valid under the manifest contract, synthetic, unassigned to folds
+    sm = G.synthetic_manifest(out)
+    assert len(sm) == 12 and sm['synthetic'].all() and set(sm['label']) == {'wheeze', 'both'}
+    datasets = pytest.importorskip('audiokit.datasets')
+    v = datasets.validate_manifest(sm)
+    assert len(v) == 12 and v['synthetic'].all() and (v['fold'] == -1).all()
 
 
 def test_cli_user_prompts_are_used(tiny_dir, tmp_path, capsys):

@@ -184,7 +184,6 @@ def test_cli_splits(tmp_path):
     comb = pd.read_csv(out / 'splits_combined.csv')
     assert set(comb.subset) == {'train', 'val', 'test'} and len(comb) == 5 * len(df)
     assert run('audit', str(out / 'splits_combined.csv')).returncode == 0
-    assert run('audit', str(out / 'sd1_fold3.csv')).returncode == 0
     r2 = run('splits', str(man), '--out', str(out))
     assert r2.returncode == 1 and 'overwrite' in r2.stderr
     assert run('splits', str(man), '--out', str(out), '--overwrite', '--seed', '1').returncode == 0

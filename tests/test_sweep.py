@@ -58,7 +58,7 @@ def comparable(exp_dir):
 @pytest.mark.parametrize('sig', [signal.SIGKILL, signal.SIGTERM])
 def test_kill_midway_then_resume_runs_only_unfinished(tmp_path, sig):
     params = ('work=400000', 'plot=false')
-    ref = run(cmd(tmp_path / 'ref', params=params))
+    ref = run(cmd(tmp_path / 'ref', '--workers', '2', params=params))
     assert ref.returncode == 0, ref.stderr
     assert summary(ref.stdout)['executed'] == 8
 
@@ -97,7 +97,7 @@ def test_kill_midway_then_resume_runs_only_unfinished(tmp_path, sig):
 
 def test_bad_parameter_fails_alone_with_traceback(tmp_path):
     out = tmp_path / 'o'; exp = out / 'toy'
-    r = run(cmd(out, params=('work=1000,-5', 'plot=false')))
+    r = run(cmd(out, '--workers', '2', params=('work=1000,-5', 'plot=false')))
     assert r.returncode == 2, r.stderr
     s = summary(r.stdout)
     assert s['runs'] == 16 and s['done'] == 8 and len(s['failed']) == 8
