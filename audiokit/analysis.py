@@ -15,13 +15,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import balance
 from .core import AudioKitError, ResultExistsError, atomic_path, atomic_write_json, raises
-from .datasets import (FORMATS, BuildResult, ManifestError, classes_of, is_multilabel, label_columns, load_dataset,
-                               make_bmdhs_fixture, make_esc50_fixture, make_icbhi_fixture, make_imbalmed_fixture, validate_manifest)
+from .core import ADAPTERS
+from .datasets import load_dataset
+from .manifest import BuildResult, validate_manifest
+from .labels import LabelSpace
 
 # %% auto #0
-__all__ = ['ANALYSIS_FILES', 'unique_examples', 'class_long', 'class_counts', 'imbalance_ratio', 'examples_per_group',
-           'samples_needed', 'summarize', 'plot_class_bars', 'fold_table', 'plot_fold_heatmap', 'analyze', 'add_cli']
+__all__ = ['ANALYSIS_FILES', 'unique_examples', 'class_table', 'imbalance_ratio', 'examples_per_group', 'summarize',
+           'plot_class_bars', 'fold_table', 'plot_fold_heatmap', 'analyze', 'add_cli']
 
 # %% ../nbs/07_analysis.ipynb #f5c3ccb0
 def unique_examples(df: pd.DataFrame) -> pd.DataFrame:
@@ -29,31 +32,20 @@ def unique_examples(df: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in ('subdb', 'path', 'start', 'end') if c in df.columns]
     return df.drop_duplicates(keys)
 
-def class_long(df: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
-    "Long table `keys + [class]`: one row per (example, positive class) - the label, or each positive `label_*` column."
-    keys = list(keys)
-    if is_multilabel(df):
-        m = df[keys + label_columns(df)].melt(id_vars=keys, var_name='class', value_name='on')
-        m = m[m['on'].astype(int) == 1]
-        return m.assign(**{'class': m['class'].str.slice(len('label_'))})[keys + ['class']].reset_index(drop=True)
-    return df[keys].assign(**{'class': df['label'].astype(str).to_numpy()}).reset_index(drop=True)
-
-def class_counts(df: pd.DataFrame, by: Sequence[str] = (), classes: Sequence[str] | None = None) -> pd.DataFrame:
-    "Counts and proportions of each class, per combination of the `by` columns (every class listed, zeros included)."
-    classes = list(classes) if classes is not None else classes_of(df)
+def class_table(df: pd.DataFrame, by: Sequence[str] = (), labels: LabelSpace | None = None) -> pd.DataFrame:
+    """Long table `by + [class, count, proportion]`: `labels.counts` of the rows of each combination of the `by` columns
+    (every class listed, zeros included; proportion of that combination's class total)."""
+    labels = labels if labels is not None else LabelSpace.from_manifest(df)
     by = list(by)
-    long = class_long(df, by)
-    if by:
-        t = long.groupby(by + ['class'], observed=True).size().unstack('class', fill_value=0)
-        t = t.reindex(columns=classes, fill_value=0)
-    else:
-        t = long['class'].value_counts().reindex(classes, fill_value=0).to_frame().T
-    t.columns.name = 'class'
-    out = t.stack().rename('count').reset_index()
-    if not by: out = out.drop(columns=out.columns[0])
-    tot = out.groupby(by)['count'].transform('sum') if by else out['count'].sum()
-    out['proportion'] = np.where(tot > 0, out['count'] / np.maximum(tot, 1), 0.0)
-    return out
+    parts = df.groupby(by, sort=True, observed=True) if by else [((), df)]
+    rows = []
+    for key, part in parts:
+        key = key if isinstance(key, tuple) else (key,)
+        c = labels.counts(part)
+        tot = int(c.sum())
+        for cls, n in c.items():
+            rows.append({**dict(zip(by, key)), 'class': cls, 'count': int(n), 'proportion': n / tot if tot else 0.0})
+    return pd.DataFrame(rows, columns=by + ['class', 'count', 'proportion'])
 
 def imbalance_ratio(counts: dict | pd.Series) -> float:
     "Largest class count over the smallest (inf when a class has no example, nan when there are none)."
@@ -62,48 +54,42 @@ def imbalance_ratio(counts: dict | pd.Series) -> float:
     return float('inf') if v.min() == 0 else float(v.max() / v.min())
 
 # %% ../nbs/07_analysis.ipynb #6d5bf203
-def examples_per_group(df: pd.DataFrame) -> dict:
-    "How many examples each group (patient) holds: mean, median, min, max, and the mean per class."
+def examples_per_group(df: pd.DataFrame, labels: LabelSpace | None = None) -> dict:
+    "How many examples each group (patient) holds: mean, median, min, max; per class, its groups and the mean per such group."
     u = unique_examples(df)
     if not len(u): return {'groups': 0}
+    labels = labels if labels is not None else LabelSpace.from_manifest(u)
     n = u.groupby('group').size()
-    long = class_long(u, ['group'])
-    per_cls = long.groupby(['class', 'group']).size().groupby('class').mean()
+    per_group = pd.DataFrame(labels.matrix(u), columns=list(labels.classes), index=u.index).groupby(u['group'].to_numpy()).sum()
+    present = per_group.where(per_group > 0)
     return {'groups': int(len(n)), 'mean': float(n.mean()), 'median': float(n.median()), 'min': int(n.min()), 'max': int(n.max()),
-            'groups_per_class': {str(k): int(v) for k, v in long.groupby('class')['group'].nunique().items()},
-            'mean_per_class': {str(k): round(float(v), 3) for k, v in per_cls.items()}}
-
-def samples_needed(df: pd.DataFrame, target_ratio: float = 1.0, classes: Sequence[str] | None = None) -> dict[str, int]:
-    "Examples each class lacks to reach `target_ratio` x the largest class's count (0 for classes already there)."
-    if not 0 < target_ratio <= 1: raise AudioKitError(f"target_ratio must be in (0, 1], got {target_ratio}", path='target_ratio')
-    cc = class_counts(unique_examples(df), classes=classes).set_index('class')['count']
-    if not len(cc): return {}
-    target = math.ceil(target_ratio * int(cc.max()))
-    return {str(c): int(max(0, target - int(n))) for c, n in cc.items()}
+            'groups_per_class': {str(k): int(v) for k, v in present.count().items() if v > 0},
+            'mean_per_class': {str(k): round(float(v), 3) for k, v in present.mean().dropna().items()}}
 
 # %% ../nbs/07_analysis.ipynb #e865abcf
-def _block(df: pd.DataFrame, classes: list[str]) -> dict:
-    cc = class_counts(df, classes=classes).set_index('class')
+def _block(df: pd.DataFrame, labels: LabelSpace) -> dict:
+    cc = class_table(df, labels=labels).set_index('class')
     counts = {str(k): int(v) for k, v in cc['count'].items()}
     return {'examples': int(len(df)), 'groups': int(df['group'].nunique()), 'counts': counts,
             'proportions': {str(k): round(float(v), 4) for k, v in cc['proportion'].items()}, 'imbalance_ratio': imbalance_ratio(counts)}
 
 def summarize(df: pd.DataFrame, target_ratio: float = 1.0, name: str | None = None) -> dict:
-    "Class distribution of a manifest per dataset, subdb and (subdb, fold, subset), with imbalance, examples per patient and samples needed."
+    "Class distribution of a manifest per dataset, subdb and (subdb, fold, subset), with imbalance, examples per patient and samples needed (`balance.samples_needed`)."
     df = validate_manifest(df)
-    classes = classes_of(df)
+    labels = LabelSpace.from_manifest(df)
     u = unique_examples(df)
     expanded = len(u) < len(df)
-    out = {'dataset': name or (str(df['dataset'].iloc[0]) if len(df) else ''), 'rows': int(len(df)), 'classes': classes,
-           'multilabel': is_multilabel(df), 'fold_form': 'expanded' if expanded else 'per-example',
-           'overall': _block(u, classes), 'examples_per_group': examples_per_group(u),
-           'samples_needed': {'target_ratio': target_ratio, 'needed': samples_needed(u, target_ratio, classes)}, 'per_subdb': {}, 'per_fold': []}
+    out = {'dataset': name or (str(df['dataset'].iloc[0]) if len(df) else ''), 'rows': int(len(df)), 'classes': list(labels.classes),
+           'multilabel': labels.multi_label, 'fold_form': 'expanded' if expanded else 'per-example',
+           'overall': _block(u, labels), 'examples_per_group': examples_per_group(u, labels),
+           'samples_needed': {'target_ratio': target_ratio, 'needed': balance.samples_needed(labels.counts(u), target_ratio)},
+           'per_subdb': {}, 'per_fold': []}
     for s, d in u.groupby('subdb', sort=True):
-        out['per_subdb'][str(s)] = {**_block(d, classes), 'examples_per_group': examples_per_group(d),
-                                    'samples_needed': samples_needed(d, target_ratio, classes)}
+        out['per_subdb'][str(s)] = {**_block(d, labels), 'examples_per_group': examples_per_group(d, labels),
+                                    'samples_needed': balance.samples_needed(labels.counts(d), target_ratio)}
     if (df['fold'] >= 0).any() or (df['subset'] != '').any():
         for (s, f, sub), d in df.groupby(['subdb', 'fold', 'subset'], sort=True):
-            out['per_fold'].append({'subdb': str(s), 'fold': int(f), 'subset': str(sub), **_block(d, classes)})
+            out['per_fold'].append({'subdb': str(s), 'fold': int(f), 'subset': str(sub), **_block(d, labels)})
     return out
 
 # %% ../nbs/07_analysis.ipynb #a1328b33
@@ -112,7 +98,7 @@ def plot_class_bars(df: pd.DataFrame, path: str | os.PathLike | None = None, tit
     import matplotlib.pyplot as plt
     import seaborn as sns
     u = unique_examples(df)
-    cc = class_counts(u, ['subdb'])
+    cc = class_table(u, ['subdb'])
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * cc['class'].nunique() + 2), 3.6))
     sns.barplot(data=cc, x='class', y='count', hue='subdb' if cc['subdb'].nunique() > 1 else None, ax=ax, color=None if cc['subdb'].nunique() > 1 else 'steelblue')
     ax.set_title(title or f"examples per class ({len(u)} examples, {u['group'].nunique()} groups)")
@@ -127,7 +113,7 @@ def fold_table(df: pd.DataFrame) -> pd.DataFrame | None:
     if not (has_fold or has_sub): return None
     key = (df['fold'].astype(str) + '/' + df['subset']) if (has_fold and has_sub) else (df['fold'].astype(str) if has_fold else df['subset'])
     if df['subdb'].nunique() > 1: key = df['subdb'].astype(str) + ':' + key
-    cc = class_counts(df.assign(_k=key.to_numpy()), ['_k'])
+    cc = class_table(df.assign(_k=key.to_numpy()), ['_k'])
     return cc.pivot(index='_k', columns='class', values='count').rename_axis(index='fold')
 
 def plot_fold_heatmap(df: pd.DataFrame, path: str | os.PathLike | None = None, overwrite: bool = False):
@@ -194,7 +180,7 @@ def add_cli(subparsers) -> None:
     "Add `audiokit analyze` (class distribution of a dataset in any supported layout)."
     p = subparsers.add_parser('analyze', help='class distribution, imbalance and samples needed of a dataset')
     p.add_argument('data', help='dataset folder (or CSV / manifest file)')
-    p.add_argument('--format', required=True, choices=list(FORMATS), help='layout of DATA')
+    p.add_argument('--format', required=True, choices=ADAPTERS.names(), help='layout of DATA')
     p.add_argument('--out', default=None, help='folder for analysis.json, plots, manifest.csv and dropped.csv')
     p.add_argument('--overwrite', action='store_true', help='replace earlier results (and rebuild IMBALMED combined CSVs)')
     p.add_argument('--target-ratio', type=float, default=1.0, help='minority/majority ratio the samples-needed advice aims at (default 1)')

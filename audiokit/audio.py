@@ -26,7 +26,7 @@ from .core import AudioConfig, AudioKitError, ConfigError, ResultExistsError, at
 # %% auto #0
 __all__ = ['SOUNDFILE_FORMATS', 'FFMPEG_FORMATS', 'AUDIO_FORMATS', 'AudioLoadError', 'ffmpeg_exe', 'audio_info', 'load_audio',
            'to_mono', 'resample', 'fix_length', 'segment', 'peak_normalize', 'loudness', 'loudness_normalize', 'fade',
-           'load_clip', 'save_audio', 'load_many', 'bench_load', 'bench_audio']
+           'load_clip', 'shape_clip', 'save_audio', 'load_many', 'bench_load', 'bench_audio']
 
 # %% ../nbs/01_audio.ipynb #3d450bdf
 class AudioLoadError(AudioKitError):
@@ -199,6 +199,16 @@ def load_clip(path: str | os.PathLike, cfg: AudioConfig | None = None, start: fl
     "Read one example as `cfg` says; returns float32 (channels, samples) at `cfg.sample_rate`."
     cfg = cfg or AudioConfig()
     wave, sr = load_audio(path, sample_rate=cfg.sample_rate, mono=cfg.mono, start=start, end=end)
+    return shape_clip(wave, sr, cfg, generator)
+
+def shape_clip(wave: torch.Tensor, sample_rate: int, cfg: AudioConfig | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    "What `load_clip` does after reading: resample to `cfg.sample_rate`, mono, fixed length, level, fades; (channels, samples) out."
+    cfg = cfg or AudioConfig()
+    wave = torch.as_tensor(wave, dtype=torch.float32)
+    if wave.dim() == 1: wave = wave[None]
+    if sample_rate != cfg.sample_rate: wave = resample(wave, sample_rate, cfg.sample_rate)
+    if cfg.mono and wave.shape[0] > 1: wave = to_mono(wave)
+    sr = cfg.sample_rate
     if cfg.duration is not None: wave = fix_length(wave, int(round(cfg.duration * sr)), cfg.length_policy, generator)
     if cfg.normalize == 'peak': wave = peak_normalize(wave, cfg.target_peak)
     elif cfg.normalize == 'loudness': wave = loudness_normalize(wave, sr, cfg.target_lufs)

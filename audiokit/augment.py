@@ -10,9 +10,11 @@ import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from pathlib import Path
+from typing import Callable, Literal, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torchaudio
 
@@ -22,7 +24,8 @@ from .audio import fix_length, load_clip
 # %% auto #0
 __all__ = ['AugmentError', 'derive_seed', 'example_generator', 'Transform', 'Gain', 'TimeShift', 'snr_db', 'AddNoise',
            'BackgroundMix', 'TimeStretch', 'PitchShift', 'BandPass', 'FreqMask', 'TimeMask', 'soft_targets', 'BatchMix',
-           'Mixup', 'BCMix', 'PatchMix', 'Compose', 'AugmentConfig', 'build_augment']
+           'Mixup', 'BCMix', 'PatchMix', 'Compose', 'AugmentConfig', 'background_source', 'build_augment',
+           'TrainingAugment', 'training_augment']
 
 # %% ../nbs/11_augment.ipynb #4f91124a
 class AugmentError(AudioKitError):
@@ -397,8 +400,7 @@ class Compose:
 # %% ../nbs/11_augment.ipynb #c6ac2fa7
 @dataclass
 class AugmentConfig(Config):
-    "Which augmentations a training run uses: a probability per transform (0 = off) and its ranges."
-    sample_rate: int = 16000
+    "Which augmentations a training run uses: a probability per transform (0 = off) and its ranges (the sample rate is the run's audio rate)."
     gain_p: float = 0.0
     gain_db: tuple[float, float] = (-6.0, 6.0)
     shift_p: float = 0.0
@@ -406,7 +408,8 @@ class AugmentConfig(Config):
     shift_rollover: bool = True
     noise_p: float = 0.0
     noise_snr_db: tuple[float, float] = (10.0, 30.0)
-    background_p: float = 0.0                   # needs a background source (paths or manifest) at build time
+    background_p: float = 0.0                   # needs `background`
+    background: str | None = None               # a folder of audio files or a manifest CSV of background clips
     background_snr_db: tuple[float, float] = (5.0, 20.0)
     pitch_p: float = 0.0
     pitch_semitones: tuple[float, float] = (-2.0, 2.0)
@@ -444,19 +447,36 @@ class AugmentConfig(Config):
         return any(getattr(self, f) > 0 for f in ('gain_p', 'shift_p', 'noise_p', 'background_p', 'pitch_p', 'stretch_p',
                                                    'bandpass_p', 'freq_mask_p', 'time_mask_p')) or (self.mix != 'none' and self.mix_p > 0)
 
-def build_augment(cfg: AugmentConfig, stage: Literal['waveform', 'spectrogram'], seed: int | None = 0, background=None) -> Compose:
-    "The pipeline of `stage` from `cfg` (transforms with p = 0 are left out); `background`: paths or a manifest for background mixing."
+def background_source(path: str | os.PathLike) -> list[str] | pd.DataFrame:
+    "Background clips named by `AugmentConfig.background`: the audio files under a folder, or a manifest (CSV/Parquet)."
+    from audiokit.audio import AUDIO_FORMATS
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(str(f) for f in p.rglob('*') if f.suffix.lower() in AUDIO_FORMATS)
+        if not files: raise AugmentError("no audio files in the background folder", path=p)
+        return files
+    if p.is_file():
+        from audiokit.manifest import read_manifest
+        return read_manifest(p)
+    raise AugmentError("background source not found (a folder of audio files or a manifest)", path=p)
+
+def build_augment(cfg: AugmentConfig, stage: Literal['waveform', 'spectrogram'], sample_rate: int, seed: int | None = 0,
+                  background=None) -> Compose:
+    """The pipeline of `stage` from `cfg` (transforms with p = 0 are left out) for audio at `sample_rate`;
+    background clips come from `cfg.background`, or from `background` (paths or a manifest frame) when given."""
     if stage not in ('waveform', 'spectrogram'): raise ConfigError(f"stage must be 'waveform' or 'spectrogram', got {stage!r}", path='stage')
     ts: list = []
     if stage == 'waveform':
         if cfg.shift_p: ts.append(TimeShift(cfg.shift_p, cfg.shift_max, cfg.shift_rollover))
         if cfg.stretch_p: ts.append(TimeStretch(cfg.stretch_p, *cfg.stretch_rate))
         if cfg.pitch_p: ts.append(PitchShift(cfg.pitch_p, *cfg.pitch_semitones))
-        if cfg.bandpass_p: ts.append(BandPass(cfg.bandpass_p, cfg.sample_rate, *cfg.bandpass_center_hz, *cfg.bandpass_bandwidth))
+        if cfg.bandpass_p: ts.append(BandPass(cfg.bandpass_p, sample_rate, *cfg.bandpass_center_hz, *cfg.bandpass_bandwidth))
         if cfg.gain_p: ts.append(Gain(cfg.gain_p, *cfg.gain_db))
         if cfg.background_p:
-            if background is None: raise ConfigError("background_p > 0 needs a background source (list of files or manifest)", path='AugmentConfig.background_p')
-            ts.append(BackgroundMix(background, cfg.background_p, *cfg.background_snr_db, sample_rate=cfg.sample_rate))
+            if background is None and cfg.background is None:
+                raise ConfigError("background_p > 0 needs a background source: set augment.background to a folder of audio or a manifest", path='AugmentConfig.background_p')
+            src = background if background is not None else background_source(cfg.background)
+            ts.append(BackgroundMix(src, cfg.background_p, *cfg.background_snr_db, sample_rate=sample_rate))
         if cfg.noise_p: ts.append(AddNoise(cfg.noise_p, *cfg.noise_snr_db))
     else:
         if cfg.freq_mask_p: ts.append(FreqMask(cfg.freq_mask_p, cfg.freq_mask_width, cfg.freq_masks, cfg.mask_value))
@@ -465,3 +485,28 @@ def build_augment(cfg: AugmentConfig, stage: Literal['waveform', 'spectrogram'],
         ts.append({'mixup': lambda: Mixup(cfg.mix_p, cfg.mix_alpha), 'bc': lambda: BCMix(cfg.mix_p, cfg.mix_alpha),
                    'patchmix': lambda: PatchMix(cfg.mix_p, cfg.mix_alpha, cfg.patch_size)}[cfg.mix]())
     return Compose(ts, seed)
+
+# %% ../nbs/11_augment.ipynb #19c107fc
+@dataclass
+class TrainingAugment:
+    "Training-time augmentation hooks: `wave(x, generator=)`, `spec(x, generator=)`, `batch(x, y, generator)`; each may be None."
+    wave: Callable | None = None
+    spec: Callable | None = None
+    batch: Callable | None = None
+
+def training_augment(cfg: AugmentConfig, sample_rate: int, num_classes: int, seed: int = 0) -> TrainingAugment | None:
+    "The `TrainingAugment` of `cfg` for audio at `sample_rate`; `None` when nothing is switched on."
+    if not isinstance(cfg, AugmentConfig): raise ConfigError(f"expected an AugmentConfig, got {type(cfg).__name__}", path='augment')
+    if not cfg.enabled: return None
+    wave = build_augment(cfg.replace(shift_p=0.0, mix='none'), 'waveform', sample_rate, seed)
+    spec = build_augment(cfg.replace(mix='none'), 'spectrogram', sample_rate, seed).transforms
+    if cfg.shift_p: spec.append(TimeShift(cfg.shift_p, cfg.shift_max, cfg.shift_rollover))
+    mix = [t for t in build_augment(cfg.replace(mix_stage='spectrogram', background_p=0.0), 'spectrogram', sample_rate, seed).transforms if isinstance(t, BatchMix)]
+    def wave_fn(x, generator=None): return wave(x, train=True, generator=generator)
+    def spec_fn(x, generator=None):
+        for t in spec: x = t(x, train=True, generator=generator)
+        return x
+    def batch_fn(x, y, generator=None):
+        for t in mix: x, y = t(x, y, train=True, generator=generator, num_classes=num_classes if y.dim() == 1 else None)
+        return x, y
+    return TrainingAugment(wave_fn if len(wave) else None, spec_fn if spec else None, batch_fn if mix else None)

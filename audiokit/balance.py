@@ -16,12 +16,12 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from .core import AudioKitError, Config, ConfigError, make_generator, raises
-from .datasets import classes_of, is_multilabel, label_matrix, validate_manifest
+from .labels import LabelSpace, classes_of, is_multilabel
 
 # %% auto #0
-__all__ = ['WeightMethod', 'BalanceError', 'class_counts', 'class_weights', 'pos_weights', 'train_parts', 'sample_weights',
-           'make_sampler', 'plan_balance', 'add_train_rows', 'oversample', 'mix_synthetic', 'balance_table',
-           'plot_balance', 'BalanceConfig', 'apply_balance', 'loss_weights', 'sampler_for', 'add_cli']
+__all__ = ['WeightMethod', 'BalanceError', 'class_weights', 'pos_weights', 'train_parts', 'sample_weights', 'make_sampler',
+           'samples_needed', 'plan_balance', 'add_train_rows', 'oversample', 'mix_synthetic', 'balance_table',
+           'plot_balance', 'BalanceConfig', 'apply_balance', 'sampler_weights', 'loss_weights', 'add_cli']
 
 # %% ../nbs/12_balance.ipynb #c82b946a
 class BalanceError(AudioKitError):
@@ -29,18 +29,16 @@ class BalanceError(AudioKitError):
 
 WeightMethod = Literal['inverse', 'sqrt_inverse', 'effective', 'none']
 
-def class_counts(df: pd.DataFrame, classes: Sequence[str] | None = None) -> pd.Series:
-    "Rows per class (rows whose target holds the class; multi-label rows count once per positive class)."
-    classes = list(classes) if classes is not None else classes_of(df)
-    if len(df) == 0: return pd.Series(0, index=pd.Index(classes, name='class'), dtype=np.int64, name='count')
-    return pd.Series(label_matrix(df, classes).sum(0).astype(np.int64), index=pd.Index(classes, name='class'), name='count')
+def _space(df: pd.DataFrame, labels: LabelSpace | None) -> LabelSpace:
+    "The label space to count in: `labels`, or the one of the manifest `df`."
+    return labels if labels is not None else LabelSpace.from_manifest(df)
 
 def class_weights(counts: pd.DataFrame | pd.Series | Mapping | Sequence[int], method: WeightMethod = 'inverse',
-                  beta: float = 0.999, normalize: bool = True) -> torch.Tensor:
-    """Per-class loss weights (float32, in class order) from counts or a manifest. 'inverse': 1/n; 'sqrt_inverse': 1/sqrt(n);
-    'effective': (1-beta)/(1-beta^n) (Cui et al. 2019); 'none': ones. A class with no rows counts as 1 (weights stay finite).
-    `normalize` scales the weights to mean 1, so the loss keeps its scale."""
-    if isinstance(counts, pd.DataFrame): counts = class_counts(counts)
+                  beta: float = 0.999, normalize: bool = True, labels: LabelSpace | None = None) -> torch.Tensor:
+    """Per-class loss weights (float32, in class order) from counts or a manifest (counted by `labels.counts`).
+    'inverse': 1/n; 'sqrt_inverse': 1/sqrt(n); 'effective': (1-beta)/(1-beta^n) (Cui et al. 2019); 'none': ones.
+    A class with no rows counts as 1 (weights stay finite). `normalize` scales the weights to mean 1, so the loss keeps its scale."""
+    if isinstance(counts, pd.DataFrame): counts = _space(counts, labels).counts(counts)
     n = np.asarray(list(counts.values()) if isinstance(counts, Mapping) else counts, dtype=np.float64)
     if n.ndim != 1 or len(n) == 0: raise BalanceError(f"need one count per class, got {n!r}")
     if (n < 0).any() or not np.isfinite(n).all(): raise BalanceError(f"counts must be finite and >= 0, got {n.tolist()}")
@@ -55,11 +53,10 @@ def class_weights(counts: pd.DataFrame | pd.Series | Mapping | Sequence[int], me
     if normalize: w = w * len(w) / w.sum()
     return torch.tensor(w, dtype=torch.float32)
 
-def pos_weights(df: pd.DataFrame, classes: Sequence[str] | None = None) -> torch.Tensor:
-    "`pos_weight` for `BCEWithLogitsLoss` on multi-label data: negatives / positives per class (each at least 1)."
-    y = label_matrix(df, classes)
-    pos = np.maximum(y.sum(0), 1); neg = np.maximum(len(y) - y.sum(0), 1)
-    return torch.tensor(neg / pos, dtype=torch.float32)
+def pos_weights(df: pd.DataFrame, labels: LabelSpace | None = None) -> torch.Tensor:
+    "`pos_weight` for `BCEWithLogitsLoss` on multi-label data: negatives / positives per label (each count at least 1)."
+    pos = _space(df, labels).counts(df).to_numpy(np.float64)
+    return torch.tensor(np.maximum(len(df) - pos, 1) / np.maximum(pos, 1), dtype=torch.float32)
 
 # %% ../nbs/12_balance.ipynb #8ab298fc
 def _check_subsets(df: pd.DataFrame, train_only: bool) -> None:
@@ -85,12 +82,12 @@ def _in_part(df: pd.DataFrame, key: Mapping) -> pd.Series:
 
 # %% ../nbs/12_balance.ipynb #93ed7040
 def sample_weights(df: pd.DataFrame, method: WeightMethod = 'inverse', beta: float = 0.999,
-                   classes: Sequence[str] | None = None) -> np.ndarray:
+                   labels: LabelSpace | None = None) -> np.ndarray:
     """One weight per row: its class's weight. A multi-label row takes the largest weight of its positive classes;
     rows with no positive class (`none`) are weighted as one more class."""
-    classes = list(classes) if classes is not None else classes_of(df)
-    y = label_matrix(df, classes)
-    if not is_multilabel(df):
+    labels = _space(df, labels)
+    y = labels.matrix(df)
+    if not labels.multi_label:
         return class_weights(y.sum(0), method, beta).double().numpy()[y.argmax(1)]
     none = y.sum(1) == 0
     w = class_weights(np.append(y.sum(0), none.sum()), method, beta).double().numpy()
@@ -98,22 +95,37 @@ def sample_weights(df: pd.DataFrame, method: WeightMethod = 'inverse', beta: flo
     return out
 
 def make_sampler(df: pd.DataFrame, method: WeightMethod = 'inverse', seed: int = 0, num_samples: int | None = None,
-                 replacement: bool = True, beta: float = 0.999, classes: Sequence[str] | None = None) -> WeightedRandomSampler:
+                 replacement: bool = True, beta: float = 0.999, labels: LabelSpace | None = None) -> WeightedRandomSampler:
     "A `WeightedRandomSampler` over the rows of `df` (training rows only) with its own seeded generator."
     if 'subset' in df.columns and (df['subset'].astype(str).isin(['val', 'test'])).any():
         raise BalanceError("make_sampler is for training rows: this frame holds val/test rows; pass df[df.subset == 'train'] of one fold")
     if len(df) == 0: raise BalanceError("no rows to sample from")
-    w = sample_weights(df, method, beta, classes)
+    w = sample_weights(df, method, beta, labels)
     return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), num_samples or len(df), replacement, generator=make_generator(seed))
 
 # %% ../nbs/12_balance.ipynb #c2d523d9
-def plan_balance(df: pd.DataFrame, target_ratio: float = 1.0, classes: Sequence[str] | None = None) -> pd.DataFrame:
-    "Per class: `count`, `target` = ceil(target_ratio x majority count) (never below the count) and `needed` rows."
-    if not 0 < target_ratio <= 1: raise ConfigError(f"target_ratio must be in (0, 1], got {target_ratio}", path='target_ratio')
-    c = class_counts(df, classes)
-    target = np.maximum(np.ceil(target_ratio * c.max() - 1e-9).astype(np.int64), c.to_numpy())
-    out = pd.DataFrame({'count': c, 'target': target})
-    out['needed'] = out['target'] - out['count']
+def samples_needed(counts: pd.Series | Mapping[str, int], target_ratio: float = 1.0) -> dict[str, int]:
+    """Examples each class lacks to reach `target_ratio` x the largest count: `max(0, ceil(target_ratio x max) - count)`
+    (0 for the majority class and for classes already there). `counts`: class -> count, e.g. `LabelSpace.counts(df)`.
+    `target_ratio` in [0, 1]; 0 asks for nothing."""
+    if isinstance(counts, pd.DataFrame):
+        raise BalanceError("samples_needed takes class counts (LabelSpace.counts(df)), not a manifest")
+    if not (isinstance(target_ratio, (int, float)) and 0 <= target_ratio <= 1):
+        raise ConfigError(f"target_ratio must be in [0, 1] (a share of the largest class), got {target_ratio!r}", path='target_ratio')
+    c = pd.Series(counts, dtype='float64') if not isinstance(counts, pd.Series) else counts.astype('float64')
+    if not len(c): return {}
+    if (c < 0).any() or not np.isfinite(c).all() or (c != np.round(c)).any():
+        raise BalanceError(f"class counts must be whole numbers >= 0, got {c.to_dict()}")
+    target = math.ceil(round(target_ratio * float(c.max()), 9))
+    return {str(k): int(max(0, target - int(v))) for k, v in c.items()}
+
+# %% ../nbs/12_balance.ipynb #3abb54d1
+def plan_balance(df: pd.DataFrame, target_ratio: float = 1.0, labels: LabelSpace | None = None) -> pd.DataFrame:
+    "Per class: `count` (`LabelSpace.counts`), `needed` rows (`samples_needed`), `target` = count + needed, and its `share` of all rows."
+    c = _space(df, labels).counts(df)
+    need = samples_needed(c, target_ratio)
+    out = pd.DataFrame({'count': c, 'target': c + pd.Series(need), 'needed': pd.Series(need)}).astype({'count': np.int64, 'target': np.int64, 'needed': np.int64})
+    out.index.name = 'class'
     out['share'] = (out['count'] / max(int(c.sum()), 1)).round(4)
     return out
 
@@ -130,13 +142,14 @@ def _draw_order(pool: pd.DataFrame, rng: np.random.Generator, group_col: str = '
     return np.asarray(order, dtype=np.int64)
 
 def add_train_rows(base: pd.DataFrame, pool: pd.DataFrame, needed: Mapping[str, int], seed: int = 0, source: str = 'oversample',
-                   replace: bool = True, classes: Sequence[str] | None = None, mark: Mapping | None = None,
+                   replace: bool = True, labels: LabelSpace | None = None, mark: Mapping | None = None,
                    group_col: str = 'group') -> pd.DataFrame:
     """Rows drawn from `pool` to add to the training rows `base`: `needed[c]` rows holding class `c`, group round-robin,
     deterministic for `seed`. Rows are marked `subset='train'`, `balance_source=source` and `mark`. Without `replace` a
     class whose pool is too small is an error; with it the pool is cycled (duplicates). Returns only the new rows."""
-    classes = list(classes) if classes is not None else classes_of(base)
-    ypool = label_matrix(pool, classes) if len(pool) else np.zeros((0, len(classes)), np.float32)
+    labels = _space(base, labels)
+    classes = list(labels.classes)
+    ypool = labels.matrix(pool) if len(pool) else np.zeros((0, len(classes)), np.float32)
     parts = []
     for c, n in needed.items():
         n = int(n)
@@ -159,22 +172,22 @@ def add_train_rows(base: pd.DataFrame, pool: pd.DataFrame, needed: Mapping[str, 
     return new
 
 # %% ../nbs/12_balance.ipynb #a3e98e07
-def oversample(df: pd.DataFrame, target_ratio: float = 1.0, seed: int = 0, classes: Sequence[str] | None = None,
+def oversample(df: pd.DataFrame, target_ratio: float = 1.0, seed: int = 0, labels: LabelSpace | None = None,
                train_only: bool = True) -> pd.DataFrame:
     """Duplicate training rows of minority classes (group round-robin, seeded) until each reaches `target_ratio` x the
     majority count, per fold. Real rows are duplicated (synthetic rows already mixed in count, but are not copied)."""
-    classes = list(classes) if classes is not None else classes_of(df)
+    labels = _space(df, labels)
     out = [df.assign(balance_source='') if 'balance_source' not in df.columns else df]
     for key, part in train_parts(df, train_only):
-        plan = plan_balance(part, target_ratio, classes)
+        plan = plan_balance(part, target_ratio, labels)
         added = part.iloc[:0]
         real = part[~part['synthetic'].astype(bool)] if 'synthetic' in part.columns else part
         pool = real if len(real) else part                # duplicate real rows; synthetic ones only when nothing else exists
         for c in plan.sort_values('count', kind='stable').index:
-            cur = int(class_counts(pd.concat([part, added]) if len(added) else part, classes)[c])
+            cur = int(labels.counts(pd.concat([part, added]) if len(added) else part)[c])
             need = int(plan.loc[c, 'target']) - cur
             if need <= 0 or plan.loc[c, 'count'] == 0: continue     # a class absent from this fold's training rows has nothing to copy
-            add = add_train_rows(part, pool, {c: need}, seed=seed, source='oversample', classes=classes, mark=key)
+            add = add_train_rows(part, pool, {c: need}, seed=seed, source='oversample', labels=labels, mark=key)
             added = pd.concat([added, add], ignore_index=True) if len(added) else add
         if len(added): out.append(added)
     res = pd.concat(out, ignore_index=True)
@@ -183,27 +196,28 @@ def oversample(df: pd.DataFrame, target_ratio: float = 1.0, seed: int = 0, class
 
 def mix_synthetic(train_df: pd.DataFrame, synthetic_df: pd.DataFrame, ratio: float, seed: int = 0,
                   classes: Sequence[str] | None = None, subset: str = 'train', train_only: bool = True,
-                  replace: bool = False) -> pd.DataFrame:
+                  replace: bool = False, labels: LabelSpace | None = None) -> pd.DataFrame:
     """Add `ratio` synthetic examples per real example of each minority class (or of `classes`) to the training rows of
-    each fold, drawn from `synthetic_df` (group round-robin, seeded) and marked `synthetic=True`. Refuses any subset
-    but 'train', and synthetic groups shared with that fold's val/test rows."""
+    each fold, drawn from `synthetic_df` (group round-robin, seeded) and marked `synthetic=True`; `floor(ratio x count + 0.5)`
+    per class. Refuses any subset but 'train', and synthetic groups shared with that fold's val/test rows."""
     if subset != 'train': raise BalanceError(f"synthetic examples are only ever added to the train subset; refusing subset={subset!r}")
     if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio >= 0): raise ConfigError(f"ratio must be a number >= 0, got {ratio!r}", path='ratio')
-    all_classes = classes_of(train_df)
-    if is_multilabel(train_df) != is_multilabel(synthetic_df):
+    labels = _space(train_df, labels)
+    all_classes = list(labels.classes)
+    if labels.multi_label != is_multilabel(synthetic_df):
         raise BalanceError("the synthetic manifest and the training manifest must both be single-label or both multi-label")
-    unknown = sorted(set(classes_of(synthetic_df)) - set(all_classes)) if len(synthetic_df) else []
+    unknown = sorted(c for c in classes_of(synthetic_df) if c not in all_classes and c not in labels.aliases) if len(synthetic_df) else []
     if unknown: raise BalanceError(f"synthetic classes {unknown} are not among the training classes {all_classes}")
     out = [train_df.assign(balance_source='') if 'balance_source' not in train_df.columns else train_df]
     if ratio == 0: return out[0].copy()
     for key, part in train_parts(train_df, train_only):
-        counts = class_counts(part, all_classes)
+        counts = labels.counts(part)
         targets = list(classes) if classes is not None else [c for c in all_classes if 0 < counts[c] < counts.max()]
         held = train_df[train_df['subset'].astype(str).isin(['val', 'test']) & _in_part(train_df, key)] if train_only else train_df.iloc[:0]
         clash = sorted(set(synthetic_df['group'].astype(str)) & set(held['group'].astype(str)))
         if clash: raise BalanceError(f"synthetic groups {clash[:5]} are also val/test groups of {key}: that would leak")
         needed = {c: int(math.floor(ratio * counts[c] + 0.5)) for c in targets}   # half rounds up
-        add = add_train_rows(part, synthetic_df, needed, seed=seed, source='synthetic', replace=replace, classes=all_classes,
+        add = add_train_rows(part, synthetic_df, needed, seed=seed, source='synthetic', replace=replace, labels=labels,
                              mark={'synthetic': True, **key})
         if len(add): out.append(add)
     res = pd.concat(out, ignore_index=True)
@@ -212,14 +226,14 @@ def mix_synthetic(train_df: pd.DataFrame, synthetic_df: pd.DataFrame, ratio: flo
     return res
 
 # %% ../nbs/12_balance.ipynb #b5a5df5b
-def balance_table(df: pd.DataFrame, classes: Sequence[str] | None = None, train_only: bool = True) -> pd.DataFrame:
+def balance_table(df: pd.DataFrame, labels: LabelSpace | None = None, train_only: bool = True) -> pd.DataFrame:
     "Long table of training rows per (subdb, fold), class and source (real / oversample / synthetic)."
-    classes = list(classes) if classes is not None else classes_of(df)
+    labels = _space(df, labels)
     rows = []
     for key, part in train_parts(df, train_only):
         src = part['balance_source'].replace('', 'real') if 'balance_source' in part.columns else pd.Series('real', index=part.index)
         for s, sub in part.groupby(src.to_numpy()):
-            for c, n in class_counts(sub, classes).items(): rows.append({**key, 'class': c, 'source': s, 'count': int(n)})
+            for c, n in labels.counts(sub).items(): rows.append({**key, 'class': c, 'source': s, 'count': int(n)})
     return pd.DataFrame(rows)
 
 def plot_balance(before: pd.DataFrame, after: pd.DataFrame, path: str | Path | None = None, fold: int | None = None,
@@ -255,39 +269,73 @@ def plot_balance(before: pd.DataFrame, after: pd.DataFrame, path: str | Path | N
 # %% ../nbs/12_balance.ipynb #7b2fd95a
 @dataclass
 class BalanceConfig(Config):
-    "How a training run counters class imbalance."
-    method: Literal['none', 'class_weights', 'weighted_sampler', 'oversample'] = 'none'
-    weights: Literal['inverse', 'sqrt_inverse', 'effective'] = 'inverse'
-    beta: float = 0.999
+    """How a training run counters class imbalance. `method`: 'none', 'oversample' (duplicate minority training rows up to
+    `target_ratio` x the majority count) or 'weighted_sampler' (draw rows with weights of scheme `sampler_weights`).
+    `loss_weights`: the loss's class weights ('none', 'inverse', 'sqrt_inverse', 'effective'; for multi-label data the BCE
+    `pos_weight`, negatives/positives per label or its square root). `beta`: of the 'effective' scheme. `synthetic_ratio`:
+    synthetic examples mixed in per real example of each minority class."""
+    method: Literal['none', 'oversample', 'weighted_sampler'] = 'none'
     target_ratio: float = 1.0
+    sampler_weights: Literal['inverse', 'sqrt_inverse', 'effective'] = 'inverse'
+    loss_weights: Literal['none', 'inverse', 'sqrt_inverse', 'effective'] = 'inverse'
+    beta: float = 0.999
     synthetic_ratio: float = 0.0
-    seed: int = 0
 
     def validate(self):
-        if not 0 <= self.beta < 1: self._fail('beta', f"must be in [0, 1), got {self.beta}")
         if not 0 < self.target_ratio <= 1: self._fail('target_ratio', f"must be in (0, 1], got {self.target_ratio}")
-        if self.synthetic_ratio < 0: self._fail('synthetic_ratio', f"must be >= 0, got {self.synthetic_ratio}")
+        if not 0 <= self.beta < 1: self._fail('beta', f"must be in [0, 1), got {self.beta}")
+        if not (math.isfinite(self.synthetic_ratio) and self.synthetic_ratio >= 0):
+            self._fail('synthetic_ratio', f"must be a number >= 0, got {self.synthetic_ratio}")
+        if self.target_ratio != 1.0 and self.method != 'oversample':
+            self._fail('target_ratio', f"only acts with method='oversample' (method is {self.method!r}); leave it at 1.0")
+        if self.sampler_weights != 'inverse' and self.method != 'weighted_sampler':
+            self._fail('sampler_weights', f"only acts with method='weighted_sampler' (method is {self.method!r}); leave it at 'inverse'")
+        uses_beta = self.loss_weights == 'effective' or (self.method == 'weighted_sampler' and self.sampler_weights == 'effective')
+        if self.beta != 0.999 and not uses_beta:
+            self._fail('beta', "only acts with the 'effective' scheme (loss_weights or sampler_weights); leave it at 0.999")
 
-def apply_balance(df: pd.DataFrame, cfg: BalanceConfig, synthetic: pd.DataFrame | None = None, train_only: bool = True) -> pd.DataFrame:
-    "Rows of a run's manifest after balancing: synthetic examples mixed in by `cfg.synthetic_ratio`, then oversampling if `cfg.method == 'oversample'`."
+def _training_rows(rows: pd.DataFrame, what: str) -> None:
+    if 'subset' in rows.columns and rows['subset'].astype(str).isin(['val', 'test']).any():
+        raise BalanceError(f"{what} takes one fold's training rows; this frame holds val/test rows "
+                           "(pass rows[rows.subset == 'train'] of one fold)")
+
+def apply_balance(train_rows: pd.DataFrame, cfg: BalanceConfig, labels: LabelSpace, synthetic: pd.DataFrame | None = None,
+                  seed: int = 0, held_out_groups: Sequence[str] = ()) -> pd.DataFrame:
+    """One fold's training rows after balancing: first `cfg.synthetic_ratio` synthetic examples per real example of each
+    minority class drawn from `synthetic` (leaving out synthetic rows whose group is in `held_out_groups`, the fold's
+    val/test patients), then, with `method='oversample'`, minority rows duplicated up to `cfg.target_ratio` x the majority
+    count. Added rows carry `balance_source` ('synthetic' / 'oversample'); the same `seed` gives the same rows."""
+    _training_rows(train_rows, 'apply_balance')
+    rows = train_rows
     if cfg.synthetic_ratio > 0:
-        if synthetic is None: raise BalanceError(f"synthetic_ratio={cfg.synthetic_ratio} needs a synthetic manifest")
-        df = mix_synthetic(df, synthetic, cfg.synthetic_ratio, cfg.seed, train_only=train_only)
-    if cfg.method == 'oversample': df = oversample(df, cfg.target_ratio, cfg.seed, train_only=train_only)
-    return df
+        if synthetic is None: raise BalanceError(f"synthetic_ratio={cfg.synthetic_ratio} needs a synthetic manifest (synthetic=...)")
+        pool = synthetic[~synthetic['group'].astype(str).isin({str(g) for g in held_out_groups})]
+        rows = mix_synthetic(rows, pool, cfg.synthetic_ratio, seed, train_only=False, labels=labels)
+    if cfg.method == 'oversample': rows = oversample(rows, cfg.target_ratio, seed, labels=labels, train_only=False)
+    return rows
 
-def loss_weights(train_rows: pd.DataFrame, cfg: BalanceConfig, classes: Sequence[str] | None = None) -> torch.Tensor | None:
-    "Class weights for the loss when `cfg.method == 'class_weights'`, else None."
-    if cfg.method != 'class_weights': return None
-    return class_weights(class_counts(train_rows, classes), cfg.weights, cfg.beta)
-
-def sampler_for(train_rows: pd.DataFrame, cfg: BalanceConfig, epoch_seed: int | None = None,
-                classes: Sequence[str] | None = None) -> WeightedRandomSampler | None:
-    "A seeded weighted sampler when `cfg.method == 'weighted_sampler'`, else None."
+def sampler_weights(train_rows: pd.DataFrame, cfg: BalanceConfig, labels: LabelSpace) -> torch.Tensor | None:
+    """With `method='weighted_sampler'`, one float64 weight per training row (`sample_weights` with scheme
+    `cfg.sampler_weights`) for a `WeightedRandomSampler`; None for other methods."""
     if cfg.method != 'weighted_sampler': return None
-    return make_sampler(train_rows, cfg.weights, cfg.seed if epoch_seed is None else epoch_seed, beta=cfg.beta, classes=classes)
+    _training_rows(train_rows, 'sampler_weights')
+    if not len(train_rows): raise BalanceError("no training rows to weight")
+    return torch.as_tensor(sample_weights(train_rows, cfg.sampler_weights, cfg.beta, labels), dtype=torch.float64)
 
-# %% ../nbs/12_balance.ipynb #c10c14f5
+def loss_weights(train_rows: pd.DataFrame, cfg: BalanceConfig, labels: LabelSpace) -> torch.Tensor | None:
+    """The loss's weights from the training rows, by scheme `cfg.loss_weights`; None for 'none'. Single-label: class
+    weights (`class_weights`, the `weight` of cross-entropy). Multi-label: the `pos_weight` of `BCEWithLogitsLoss`,
+    negatives/positives per label (`pos_weights`) for 'inverse', its square root for 'sqrt_inverse'."""
+    if cfg.loss_weights == 'none': return None
+    _training_rows(train_rows, 'loss_weights')
+    if not labels.multi_label: return class_weights(labels.counts(train_rows), cfg.loss_weights, cfg.beta)
+    if cfg.loss_weights == 'effective':
+        raise BalanceError("loss_weights='effective' is for single-label data; for multi-label data use 'inverse' "
+                           "(pos_weight = negatives/positives) or 'sqrt_inverse'")
+    pw = pos_weights(train_rows, labels)
+    return pw if cfg.loss_weights == 'inverse' else pw.sqrt()
+
+# %% ../nbs/12_balance.ipynb #5aa68df9
 def add_cli(subparsers) -> None:
     "`audiokit balance plan|oversample|mix`: class counts and needs, oversampled or synthetic-mixed manifests."
     p = subparsers.add_parser('balance', help='class balance: plan, oversample, mix in synthetic examples')
@@ -309,15 +357,16 @@ def add_cli(subparsers) -> None:
         b.set_defaults(func=_cli_oversample if name == 'oversample' else _cli_mix)
 
 def _cli_plan(args) -> int:
-    from audiokit.datasets import read_manifest
+    from audiokit.manifest import read_manifest
     df = read_manifest(args.manifest)
+    labels = LabelSpace.from_manifest(df)                 # every class of the manifest, also those a fold's training rows lack
     for key, part in train_parts(df, not args.all_rows):
         print('== ' + (', '.join(f"{k} {v}" for k, v in key.items()) or 'all rows'))
-        print(plan_balance(part, args.target_ratio).to_string())
+        print(plan_balance(part, args.target_ratio, labels).to_string())
     return 0
 
 def _write(df, args) -> int:
-    from audiokit.datasets import write_manifest
+    from audiokit.manifest import write_manifest
     write_manifest(df, args.out, overwrite=args.overwrite, relative=False)
     t = balance_table(df, train_only=not args.all_rows)
     print(t.pivot_table(index=[k for k in ('subdb', 'fold') if k in t.columns] + ['class'], columns='source', values='count', fill_value=0).to_string())
@@ -325,10 +374,10 @@ def _write(df, args) -> int:
     return 0
 
 def _cli_oversample(args) -> int:
-    from audiokit.datasets import read_manifest
+    from audiokit.manifest import read_manifest
     return _write(oversample(read_manifest(args.manifest), args.target_ratio, args.seed, train_only=not args.all_rows), args)
 
 def _cli_mix(args) -> int:
-    from audiokit.datasets import read_manifest
+    from audiokit.manifest import read_manifest
     return _write(mix_synthetic(read_manifest(args.manifest), read_manifest(args.synthetic), args.ratio, args.seed,
                                 train_only=not args.all_rows), args)

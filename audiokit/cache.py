@@ -31,14 +31,15 @@ from .audio import load_clip
 from .core import (AudioConfig, AudioKitError, FeatureConfig, atomic_path, atomic_write_json, benchmark,
                            file_fingerprint, find_shared_data, get_logger, make_generator, raises)
 from .features import FeatureExtractor
+from .labels import LabelSpace
 
 # %% auto #0
-__all__ = ['CACHE_FORMAT', 'BENCH_AUDIO', 'BENCH_FEATURES', 'CacheError', 'manifest_rows', 'cache_key', 'CacheEntry',
-           'check_entry', 'build_cache', 'cache_index', 'clear_cache', 'make_targets', 'FeatureDataset', 'add_cli',
+__all__ = ['CACHE_FORMAT', 'BENCH_AUDIO', 'BENCH_FEATURES', 'CacheError', 'manifest_rows', 'cache_key', 'time_axis', 'CacheEntry',
+           'check_entry', 'build_cache', 'cache_index', 'clear_cache', 'crop_frames', 'FeatureDataset', 'add_cli',
            'folder_manifest', 'bench_peak_memory', 'bench_epoch', 'bench_cache']
 
 # %% ../nbs/10_cache.ipynb #0d675eb1
-CACHE_FORMAT = 1   # bump when the stored layout or the feature code changes what is stored
+CACHE_FORMAT = 2   # bump when the stored layout or the feature code changes what is stored
 
 class CacheError(AudioKitError):
     "The feature cache cannot be built or read (the message names the file or row)."
@@ -78,9 +79,13 @@ def _checksum_file(path: Path, offset: int) -> str:
         for block in iter(lambda: f.read(_BLOCK), b''): h.update(block)
     return h.hexdigest()
 
+def time_axis(feature_cfg: FeatureConfig) -> int:
+    "The axis of one example's features that grows with the clip: 0 for `frames` `(T, D)`, else the last."
+    return 0 if feature_cfg.kind == 'frames' else -1
+
 @dataclass
 class CacheEntry:
-    "One complete cache entry: `features` is a read-only memory map `(rows, *shape)`; `status` is 'hit', 'built' or 'rebuilt'."
+    "One complete cache entry; `entry[i]` is row `i`'s raw features at its own length; `status` is 'hit', 'built' or 'rebuilt'."
     root: Path
     key: str
     meta: dict
@@ -90,11 +95,15 @@ class CacheEntry:
     @property
     def npy_path(self) -> Path: return self.root / f"{self.key}.npy"
     @property
-    def shape(self) -> tuple[int, ...]: return tuple(self.meta['shape'])
+    def shape(self) -> tuple[int, ...]:
+        "Shape of one stored frame (the feature shape without its time axis)."
+        return tuple(self.meta['shape'])
+    @property
+    def offsets(self) -> list[int]: return self.meta['offsets']
 
     @property
     def features(self) -> np.ndarray:
-        "The memory-mapped array (opened on first use)."
+        "The memory-mapped array `(total frames, *shape)` (opened on first use)."
         if self._features is None: self._features = np.load(self.npy_path, mmap_mode='r')
         return self._features
 
@@ -102,9 +111,13 @@ class CacheEntry:
         return {**self.__dict__, '_features': None}
 
     def __len__(self) -> int: return int(self.meta['n'])
-    def __getitem__(self, i) -> np.ndarray:
-        "Row(s) `i` copied out of the map."
-        return np.array(self.features[i])
+    def length(self, i: int) -> int:
+        "Frames of row `i`."
+        return self.offsets[i + 1] - self.offsets[i]
+    def __getitem__(self, i: int) -> np.ndarray:
+        "Row `i`'s features, copied out of the map, time axis back in place."
+        o = self.offsets
+        return np.moveaxis(np.array(self.features[o[i]:o[i + 1]]), 0, self.meta['time_axis'])
 
     @property
     def rows(self) -> pd.DataFrame:
@@ -125,7 +138,8 @@ def check_entry(root: str | os.PathLike, key: str, verify: str = 'checksum') -> 
     if npy.stat().st_size != meta.get('file_bytes'): return None, f"array file is {npy.stat().st_size} bytes, expected {meta.get('file_bytes')}"
     try: arr = np.load(npy, mmap_mode='r')
     except Exception as e: return None, f"array file unreadable ({type(e).__name__}: {e})"
-    if arr.dtype != np.float32 or arr.shape != (meta['n'], *meta['shape']): return None, f"array is {arr.dtype}{arr.shape}, expected float32{(meta['n'], *meta['shape'])}"
+    want = (meta['offsets'][-1], *meta['shape'])
+    if arr.dtype != np.float32 or arr.shape != want: return None, f"array is {arr.dtype}{arr.shape}, expected float32{want}"
     offset = arr.offset
     del arr
     if verify == 'checksum' and _checksum_file(npy, offset) != meta.get('checksum'): return None, 'checksum mismatch (corrupt data)'
@@ -140,7 +154,7 @@ def _update_index(root: Path, meta: dict | None, key: str) -> None:
         df = pd.read_csv(idx, dtype={'key': str}) if idx.exists() and idx.stat().st_size else pd.DataFrame()
         if len(df): df = df[df['key'] != key]
         if meta is not None:
-            line = {'key': key, 'rows': meta['n'], 'shape': 'x'.join(map(str, meta['shape'])), 'kind': meta['features']['kind'],
+            line = {'key': key, 'rows': meta['n'], 'shape': 'x'.join(map(str, meta['shape'])), 'frames': meta['offsets'][-1], 'kind': meta['features']['kind'],
                     'sample_rate': meta['audio']['sample_rate'], 'mbytes': round(meta['file_bytes'] / 2**20, 2), 'created': meta['created']}
             df = pd.concat([df, pd.DataFrame([line])], ignore_index=True)
         with atomic_path(idx, overwrite=True) as tmp: df.to_csv(tmp, index=False)
@@ -148,44 +162,45 @@ def _update_index(root: Path, meta: dict | None, key: str) -> None:
 def _fill(root: Path, key: str, rows: list[dict], audio_cfg: AudioConfig, feature_cfg: FeatureConfig, chunk_size: int,
           workers: int, device: str, progress: bool) -> dict:
     fx = FeatureExtractor(feature_cfg, audio_cfg.sample_rate).to(device)
+    ax = time_axis(feature_cfg)
     n = len(rows)
     def one(i):
         r = rows[i]
         try: wave = load_clip(r['path'], audio_cfg, r['start'], r['end'])
         except AudioKitError as e: raise CacheError(f"cannot load: {e.problem}", path=r['path'], row=i) from e
-        with torch.inference_mode(): return fx.raw(wave.unsqueeze(0) if wave.dim() == 2 else wave)[0].float().cpu().numpy()
-    tmp = root / f".{key}.{os.getpid()}.npy.tmp"
+        with torch.inference_mode(): f = fx.raw(wave.unsqueeze(0) if wave.dim() == 2 else wave)[0].float().cpu().numpy()
+        return np.ascontiguousarray(np.moveaxis(f, ax, 0))          # time first: rows are appended frame by frame
+    # rows have their own lengths, so the total is known only at the end: frames go to a raw file first,
+    # then into a .npy of the final shape (one sequential copy; the data sets this is for are small)
+    raw, tmp = root / f".{key}.{os.getpid()}.raw.tmp", root / f".{key}.{os.getpid()}.npy.tmp"
     h = hashlib.blake2b(digest_size=16)
-    shape, offset = None, None
+    shape, offsets = None, [0]
     try:
-        with ThreadPoolExecutor(max(1, workers)) as ex, tqdm(total=n, desc='feature cache', disable=not progress, leave=False) as bar:
+        with open(raw, 'wb') as out, ThreadPoolExecutor(max(1, workers)) as ex, \
+                tqdm(total=n, desc='feature cache', disable=not progress, leave=False) as bar:
             for a in range(0, n, chunk_size):
                 idx = range(a, min(n, a + chunk_size))
-                feats = list(ex.map(one, idx))
-                if shape is None:
-                    shape = feats[0].shape
-                    mm = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float32, shape=(n, *shape))
-                    offset = mm.offset
-                    del mm
-                for j, f in zip(idx, feats):
-                    if f.shape != shape:
-                        raise CacheError(f"features of shape {f.shape} differ from {shape} of row 0; clips of different lengths "
-                                         "need AudioConfig.duration (a fixed length) or FeatureConfig.kind='image'", path=rows[j]['path'], row=j)
-                chunk = np.ascontiguousarray(np.stack(feats), dtype=np.float32)
-                region = np.memmap(tmp, dtype=np.float32, mode='r+', offset=offset + a * chunk[0].nbytes, shape=chunk.shape)
-                region[:] = chunk
-                region.flush()
-                del region
-                h.update(chunk.tobytes())
+                for j, f in zip(idx, ex.map(one, idx)):
+                    if shape is None: shape = f.shape[1:]
+                    if f.shape[1:] != shape:
+                        raise CacheError(f"features of shape {f.shape[1:]} per frame differ from {shape} of row 0", path=rows[j]['path'], row=j)
+                    out.write(f.tobytes()); h.update(f.tobytes())
+                    offsets.append(offsets[-1] + f.shape[0])
                 bar.update(len(idx))
-        meta = {'key': key, 'format': CACHE_FORMAT, 'n': n, 'shape': list(shape), 'dtype': 'float32', 'file_bytes': tmp.stat().st_size,
-                'checksum': h.hexdigest(), 'audio': audio_cfg.to_dict(), 'features': feature_cfg.to_dict(), 'rows': rows,
-                'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+        mm = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float32, shape=(offsets[-1], *shape))
+        src = np.memmap(raw, dtype=np.float32, mode='r', shape=mm.shape) if offsets[-1] else np.zeros(mm.shape, np.float32)
+        step = max(1, (_BLOCK // 4) // max(1, int(np.prod(shape))))
+        for a in range(0, offsets[-1], step): mm[a:a + step] = src[a:a + step]
+        mm.flush(); del mm, src
+        meta = {'key': key, 'format': CACHE_FORMAT, 'n': n, 'shape': list(shape), 'time_axis': ax, 'offsets': offsets,
+                'dtype': 'float32', 'file_bytes': tmp.stat().st_size, 'checksum': h.hexdigest(), 'audio': audio_cfg.to_dict(),
+                'features': feature_cfg.to_dict(), 'rows': rows, 'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
         os.replace(tmp, root / f"{key}.npy")
         atomic_write_json(root / f"{key}.json", meta, overwrite=True)
         return meta
     finally:
-        if tmp.exists(): tmp.unlink()
+        for t in (raw, tmp):
+            if t.exists(): t.unlink()
 
 def build_cache(manifest: pd.DataFrame, audio_cfg: AudioConfig, feature_cfg: FeatureConfig, cache_dir: str | os.PathLike,
                 chunk_size: int = 16, workers: int = 2, content: bool = False, verify: str = 'checksum', device: str = 'cpu',
@@ -232,13 +247,7 @@ def clear_cache(cache_dir: str | os.PathLike, key: str | None = None) -> int:
         _update_index(root, None, k)
     return len(keys)
 
-# %% ../nbs/10_cache.ipynb #ec26fb50
-def make_targets(manifest: pd.DataFrame, classes: Sequence[str]) -> torch.Tensor:
-    "Class indices `(n,)` long for single-label manifests, multi-hot `(n, C)` float32 when `label_*` columns exist."
-    from audiokit.datasets import is_multilabel, label_matrix
-    m = np.array(label_matrix(manifest, list(classes)), dtype=np.float32)   # a writable copy
-    return torch.from_numpy(m) if is_multilabel(manifest) else torch.from_numpy(m.argmax(1)).long()
-
+# %% ../nbs/10_cache.ipynb #3c2e25ba
 @functools.lru_cache(maxsize=64)
 def _signature_takes_generator(fn: Callable) -> bool:
     try: return 'generator' in inspect.signature(fn).parameters
@@ -253,34 +262,47 @@ def _apply(fn: Callable | None, x: torch.Tensor, g: torch.Generator) -> torch.Te
     if fn is None: return x
     return fn(x, generator=g) if _takes_generator(fn) else fn(x)
 
+def crop_frames(x: torch.Tensor, window: int, axis: int = -1, mode: str = 'random', generator: torch.Generator | None = None) -> torch.Tensor:
+    "One window of `window` frames along `axis`: a random or centred crop; a shorter `x` is zero-padded at the end."
+    T = x.shape[axis]
+    if T < window:
+        pad = [0, 0] * (x.dim() - (axis % x.dim()) - 1) + [0, window - T]
+        return torch.nn.functional.pad(x, pad)
+    start = (T - window) // 2 if mode == 'center' else int(torch.randint(0, T - window + 1, (1,), generator=generator))
+    return x.narrow(axis, start, window)
+
+# %% ../nbs/10_cache.ipynb #200f9c4c
 class FeatureDataset(torch.utils.data.Dataset):
-    "Training examples `(features, target)` for the rows of `manifest`, from the feature cache when possible."
-    def __init__(self, manifest: pd.DataFrame, classes: Sequence[str], audio_cfg: AudioConfig | None = None,
-                 feature_cfg: FeatureConfig | None = None, cache_dir: str | os.PathLike | None = None,
-                 wave_transform: Callable | None = None, spec_transform: Callable | None = None, seed: int = 0,
-                 stats: tuple | None = None, content: bool = False, progress: bool = False, workers: int = 2):
-        self.rows = manifest.reset_index(drop=True)
-        self.classes = list(classes)
+    "`(features, target)` for the rows of `manifest`: one window per clip (`window` frames) for training, or whole clips' raw features (`window=None`)."
+    def __init__(self, manifest: pd.DataFrame, labels: LabelSpace, audio_cfg: AudioConfig | None = None,
+                 feature_cfg: FeatureConfig | None = None, cache_dir: str | os.PathLike | None = None, window: int | None = None,
+                 crop: str = 'random', wave_transform: Callable | None = None, spec_transform: Callable | None = None,
+                 seed: int = 0, stats: tuple | None = None, content: bool = False, progress: bool = False, workers: int = 2):
+        if not isinstance(labels, LabelSpace): raise CacheError(f"labels must be a LabelSpace, got {type(labels).__name__}")
+        if window is None and (wave_transform or spec_transform): raise CacheError("augmentation needs window= (training items)")
+        self.rows, self.labels = manifest.reset_index(drop=True), labels
         self.audio_cfg, self.feature_cfg = audio_cfg or AudioConfig(), feature_cfg or FeatureConfig()
+        self.window, self.crop, self.axis = window, crop, time_axis(self.feature_cfg)
         self.wave_transform, self.spec_transform, self.seed, self.epoch = wave_transform, spec_transform, seed, 0
-        self.targets = make_targets(self.rows, self.classes)
+        self.targets = labels.targets(self.rows)
         self.extractor = FeatureExtractor(self.feature_cfg, self.audio_cfg.sample_rate)
         self.use_cache = cache_dir is not None and wave_transform is None and self.audio_cfg.length_policy != 'random_crop'
         self.entry = build_cache(self.rows, self.audio_cfg, self.feature_cfg, cache_dir, content=content, progress=progress,
                                  workers=workers) if self.use_cache else None
         if self.feature_cfg.normalize == 'dataset':
             if stats is not None: self.extractor.set_stats(*stats)
-            elif self.entry is not None:
-                f = self.entry.features
-                self.extractor.fit_stats((f[i:i + 64] for i in range(0, len(f), 64)), features=True)
-            else:
-                self.extractor.fit_stats((self._raw(i, make_generator(seed)) for i in range(len(self))), features=True)
+            else: self.extractor.fit_stats((self._raw(i, make_generator(seed)) for i in range(len(self))), features=True)
 
     @property
     def stats(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         "The dataset statistics in use (for `normalize='dataset'`)."
         fx = self.extractor
         return None if fx.stats_mean is None else (fx.stats_mean, fx.stats_std)
+
+    def lengths(self) -> list[int]:
+        "Frames of every clip (from the cache when there is one)."
+        if self.entry is not None: return [self.entry.length(i) for i in range(len(self))]
+        return [int(self._raw(i, self.generator(i)).shape[self.axis]) for i in range(len(self))]
 
     def set_epoch(self, epoch: int) -> None:
         "Randomness of item `i` depends on (seed, epoch, i): call once per epoch."
@@ -294,6 +316,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     def __len__(self) -> int: return len(self.rows)
 
     def _raw(self, i: int, g: torch.Generator) -> torch.Tensor:
+        "Raw features `(1, ...)` of clip `i`, whole."
         if self.entry is not None: return torch.from_numpy(self.entry[i])[None]
         r = self.rows.iloc[i]
         start = None if pd.isna(r.get('start', np.nan)) else float(r['start'])
@@ -304,19 +327,22 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = self.generator(i)
-        with torch.inference_mode(): x = self.extractor.normalize(self._raw(i, g))[0]
+        raw = self._raw(i, g)[0]
+        if self.window is None: return raw.float(), self.targets[i]
+        x = crop_frames(raw, self.window, self.axis, self.crop, g)
+        with torch.inference_mode(): x = self.extractor.normalize(x[None])[0]
         x = _apply(self.spec_transform, x.clone(), g)
         return x.float(), self.targets[i]
 
 # %% ../nbs/10_cache.ipynb #235a1ccb
 def _cli_cache(args) -> int:
-    from audiokit.core import ExperimentConfig
     if args.action == 'build':
         if not args.manifest: raise CacheError("cache build needs a MANIFEST (csv or parquet)")
-        from audiokit.datasets import read_manifest
+        from audiokit.manifest import read_manifest
+        from audiokit.spec import load_spec
         man = read_manifest(args.manifest)
-        exp = ExperimentConfig.load(args.config) if args.config else ExperimentConfig()
-        e = build_cache(man, exp.audio, exp.features, args.cache_dir, content=args.content, workers=args.workers, progress=True)
+        spec = load_spec(args.config, args.param)
+        e = build_cache(man, spec.audio, spec.features, args.cache_dir, content=args.content, workers=args.workers, progress=True)
         print(json.dumps({'key': e.key, 'status': e.status, 'rows': len(e), 'shape': list(e.shape), 'path': str(e.npy_path)}))
     elif args.action == 'list':
         print(cache_index(args.cache_dir).to_string(index=False))
@@ -330,7 +356,8 @@ def add_cli(subparsers) -> None:
     p.add_argument('action', choices=['build', 'list', 'clear'])
     p.add_argument('manifest', nargs='?', default=None, help='manifest (csv/parquet) for build')
     p.add_argument('--cache-dir', required=True, help='cache folder')
-    p.add_argument('--config', default=None, help='ExperimentConfig JSON/YAML with the audio and features settings')
+    p.add_argument('--config', default=None, help='run spec (YAML/JSON) whose audio and features sections are used')
+    p.add_argument('-p', '--param', action='append', default=[], help='override a spec setting, e.g. -p features.n_mels=64')
     p.add_argument('--content', action='store_true', help='fingerprint files by content (default: size + mtime)')
     p.add_argument('--workers', type=int, default=2, help='threads loading and extracting clips')
     p.add_argument('--key', default=None, help='for clear: only this entry')
@@ -380,14 +407,14 @@ def bench_peak_memory(root: str | os.PathLike, fractions: Sequence[float] = (0.2
         out.append({k: round(v, 1) if isinstance(v, float) else v for k, v in d.items()})
     return out
 
-def bench_epoch(manifest: pd.DataFrame, classes: Sequence[str], audio_cfg: AudioConfig, feature_cfg: FeatureConfig,
+def bench_epoch(manifest: pd.DataFrame, labels: LabelSpace, audio_cfg: AudioConfig, feature_cfg: FeatureConfig,
                 cache_dir: str | os.PathLike, limit: int | None = None) -> dict:
     "Seconds for one pass over the dataset from the cache (after building it) and recomputing the features."
     man = manifest.head(limit) if limit else manifest
     t0 = time.perf_counter()
-    cached = FeatureDataset(man, classes, audio_cfg, feature_cfg, cache_dir=cache_dir)
+    cached = FeatureDataset(man, labels, audio_cfg, feature_cfg, cache_dir=cache_dir)
     build_s = time.perf_counter() - t0
-    fly = FeatureDataset(man, classes, audio_cfg, feature_cfg)
+    fly = FeatureDataset(man, labels, audio_cfg, feature_cfg)
     old = torch.get_num_threads(); torch.set_num_threads(1)
     try:
         def epoch(ds):
@@ -407,7 +434,7 @@ def bench_cache(data: str | None = None, fractions: Sequence[float] = (0.25, 0.5
     if root is None or not root.is_dir(): raise CacheError("BMD-HS not found: pass --data PATH/bmd_hs", path=data)
     man = folder_manifest(root)
     with tempfile.TemporaryDirectory() as d:
-        ep = bench_epoch(man, sorted(man.label.unique()), BENCH_AUDIO, BENCH_FEATURES, d)
+        ep = bench_epoch(man, LabelSpace.from_manifest(man), BENCH_AUDIO, BENCH_FEATURES, d)
     mem = bench_peak_memory(root, fractions)
     print(f"epoch of {ep['examples']} examples: cache {ep['epoch_cached_s']} s, recompute {ep['epoch_recompute_s']} s: {ep['speedup']}x")
     for m in mem: print(f"extraction over {m['files']} files ({m['written_mb']:.0f} MB written): peak RSS growth {m['growth_mb']} MB")

@@ -19,17 +19,18 @@ import typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['LengthPolicy', 'BENCHMARKS', 'AudioKitError', 'ConfigError', 'ResultExistsError', 'Config', 'AudioConfig',
-           'FeatureConfig', 'ModelConfig', 'TrainConfig', 'InferenceConfig', 'ExperimentConfig', 'raises',
-           'seed_everything', 'make_generator', 'get_device', 'atomic_path', 'atomic_write_text', 'atomic_write_bytes',
-           'atomic_write_json', 'make_run_dir', 'file_fingerprint', 'provenance', 'get_logger', 'find_shared_data',
-           'benchmark']
+__all__ = ['LengthPolicy', 'MODELS', 'LOSSES', 'ADAPTERS', 'FEATURES', 'METHODS', 'BENCHMARKS', 'AudioKitError', 'ConfigError',
+           'ResultExistsError', 'Config', 'AudioConfig', 'FeatureConfig', 'WindowConfig', 'ModelConfig', 'TrainConfig',
+           'InferenceConfig', 'raises', 'seed_everything', 'make_generator', 'get_device', 'atomic_path',
+           'atomic_write_text', 'atomic_write_bytes', 'atomic_write_json', 'make_run_dir', 'file_fingerprint',
+           'provenance', 'get_logger', 'find_shared_data', 'Registry', 'benchmark', 'import_plugins', 'parse_value',
+           'parse_overrides', 'merge_dicts']
 
 # %% ../nbs/00_core.ipynb #ff70d98f
 class AudioKitError(Exception):
@@ -200,8 +201,25 @@ class FeatureConfig(Config):
         if len(self.image_size) != 2 or min(self.image_size) < 8: self._fail('image_size', f"must be (height, width) >= 8, got {self.image_size}")
 
 @dataclass
+class WindowConfig(Config):
+    """How clips of any length meet a model with a fixed input: a random crop of one window per clip in
+    training, sliding windows whose probabilities are aggregated per clip in evaluation and inference.
+    A clip shorter than one window is padded."""
+    seconds: float | None = None      # window length; None: the median training clip, within [min_seconds, max_seconds]
+    min_seconds: float = 0.5
+    max_seconds: float = 5.0
+    hop: float = 0.5                  # hop between evaluation windows, as a fraction of the window
+    aggregate: Literal['mean', 'max'] = 'mean'   # window probabilities -> clip probabilities
+    train_crop: Literal['random', 'center'] = 'random'
+
+    def validate(self):
+        if self.seconds is not None and self.seconds <= 0: self._fail('seconds', f"must be > 0, got {self.seconds}")
+        if not 0 < self.min_seconds <= self.max_seconds: self._fail('min_seconds', f"need 0 < min_seconds <= max_seconds, got {self.min_seconds}, {self.max_seconds}")
+        if not 0 < self.hop <= 1: self._fail('hop', f"must be in (0, 1], got {self.hop}")
+
+@dataclass
 class ModelConfig(Config):
-    "Which network, its head and its size."
+    "Which network (a name in `MODELS`), its head and its size; `model_kwargs` go to the model's builder as they are."
     name: str = 'cnn'
     num_classes: int = 2
     multi_label: bool = False
@@ -209,6 +227,7 @@ class ModelConfig(Config):
     in_channels: int = 1
     dropout: float = 0.2
     width: int = 32                   # base channel count of the small CNN / hidden size of sequence models
+    model_kwargs: dict = field(default_factory=dict)
 
     def validate(self):
         if self.num_classes < 1: self._fail('num_classes', f"must be >= 1, got {self.num_classes}")
@@ -217,52 +236,38 @@ class ModelConfig(Config):
 
 @dataclass
 class TrainConfig(Config):
-    "How a model learns; defaults suit small imbalanced clinical datasets on a CPU."
+    "How a model learns; defaults suit small imbalanced clinical datasets on a CPU. (Class balance is the spec's `balance` section.)"
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-2
     scheduler: Literal['cosine', 'onecycle', 'none'] = 'cosine'
-    loss: Literal['ce', 'weighted_ce', 'focal', 'bce'] = 'weighted_ce'
+    loss: str = 'ce'                  # a name in `LOSSES`: ce, focal, or one a user registers (class weights: the balance section)
     focal_gamma: float = 2.0
-    balance: Literal['none', 'weighted_sampler', 'oversample'] = 'none'
     early_stopping_metric: str = 'balanced_accuracy'
     patience: int = 10
     grad_clip: float | None = 1.0
     amp: bool = True                  # mixed precision, used only on CUDA
     seed: int = 42
     num_workers: int = 0
-    use_fold_column: bool = True
-    val_fraction: float = 0.15
+    device: str = 'auto'
 
     def validate(self):
         if self.epochs < 1: self._fail('epochs', f"must be >= 1, got {self.epochs}")
         if self.batch_size < 1: self._fail('batch_size', f"must be >= 1, got {self.batch_size}")
         if self.lr <= 0: self._fail('lr', f"must be > 0, got {self.lr}")
         if self.patience < 1: self._fail('patience', "must be >= 1")
-        if not 0 <= self.val_fraction < 1: self._fail('val_fraction', "must be in [0, 1)")
 
 @dataclass
 class InferenceConfig(Config):
-    "How a trained model is used."
+    "How a trained model is served (the decision threshold and windows travel with the model)."
     batch_size: int = 16
     top_k: int = 5
     device: str = 'auto'
-    threshold: float = 0.5            # multi-label decision threshold
 
     def validate(self):
         if self.top_k < 1: self._fail('top_k', "must be >= 1")
-        if not 0 < self.threshold < 1: self._fail('threshold', "must be in (0, 1)")
-
-@dataclass
-class ExperimentConfig(Config):
-    "Everything one run needs, in one file."
-    name: str = 'experiment'
-    audio: AudioConfig = field(default_factory=AudioConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    inference: InferenceConfig = field(default_factory=InferenceConfig)
+        if self.batch_size < 1: self._fail('batch_size', "must be >= 1")
 
 # %% ../nbs/00_core.ipynb #7568456f
 def raises(exc: type[BaseException], fn: Callable, *args, match: str = '', **kwargs) -> BaseException:
@@ -417,11 +422,88 @@ def find_shared_data(name: str | None = None) -> Path | None:
     return None
 
 # %% ../nbs/00_core.ipynb #60035273
-BENCHMARKS: dict[str, Callable[..., dict]] = {}
+class Registry:
+    "A named table of parts a user can extend: register with `@REGISTRY.register('name')`, look up with `REGISTRY['name']`."
+    def __init__(self, kind: str):
+        self.kind, self._items = kind, {}
+
+    def register(self, name: str | None = None, overwrite: bool = False) -> Callable:
+        "Decorator: add the function or class under `name` (default: its `__name__`)."
+        def deco(obj):
+            key = name or obj.__name__
+            old = self._items.get(key)
+            # re-running a notebook cell defines a new object with the same qualified name: that replaces it
+            if old is not None and not overwrite and getattr(old, '__qualname__', None) != getattr(obj, '__qualname__', None):
+                raise ConfigError(f"a {self.kind} named {key!r} is already registered ({old!r}); pass overwrite=True to replace it", path=f"{self.kind} registry")
+            self._items[key] = obj
+            return obj
+        return deco
+
+    def __getitem__(self, name: str):
+        if name not in self._items:
+            raise ConfigError(f"unknown {self.kind} {name!r}; registered: {sorted(self._items)}. A {self.kind} of your own is "
+                              f"registered by a module you import (list it in the spec's `imports`)", path=self.kind)
+        return self._items[name]
+
+    def __contains__(self, name) -> bool: return name in self._items
+    def __iter__(self): return iter(sorted(self._items))
+    def __len__(self) -> int: return len(self._items)
+    def names(self) -> list[str]: return sorted(self._items)
+    def __repr__(self) -> str: return f"Registry({self.kind!r}: {', '.join(self.names())})"
+
+MODELS = Registry('model')                 # fn(cfg: ModelConfig, input_shape) -> nn.Module
+LOSSES = Registry('loss')                  # fn(train_cfg, class_counts, multi_label) -> nn.Module
+ADAPTERS = Registry('dataset adapter')     # fn(root, **kw) -> datasets.BuildResult
+FEATURES = Registry('feature kind')        # names of FeatureConfig.kind
+METHODS = Registry('method')               # fn(spec, fold frames, out_dir, ...) -> fold result
+BENCHMARKS = Registry('benchmark')         # fn(**kwargs) -> dict of figures
 
 def benchmark(name: str):
     "Register `fn(**kwargs) -> dict of figures` as benchmark `name` (run by `audiokit bench name`)."
-    def deco(fn):
-        BENCHMARKS[name] = fn
-        return fn
-    return deco
+    return BENCHMARKS.register(name)
+
+def import_plugins(modules: Sequence[str]) -> list[types.ModuleType]:
+    "Import the user's modules that register adapters, models, losses or methods; a failing import is an error naming it."
+    import importlib
+    out = []
+    for m in modules or ():
+        try: out.append(importlib.import_module(m))
+        except Exception as e: raise ConfigError(f"cannot import plugin module {m!r}: {type(e).__name__}: {e}", path='imports') from e
+    return out
+
+# %% ../nbs/00_core.ipynb #e55d22c0
+def parse_value(text: str) -> Any:
+    "One override value by the grammar above."
+    t = str(text).strip()
+    low = t.lower()
+    if low in ('', 'none', 'null', '~'): return None
+    if low in ('true', 'false'): return low == 'true'
+    for conv in (int, float):
+        try: return conv(t)
+        except ValueError: pass
+    if t[:1] in '[{':
+        try: return yaml.safe_load(t)
+        except yaml.YAMLError as e: raise ConfigError(f"cannot parse {t!r}: {e}", path='-p') from e
+    return t
+
+def parse_overrides(pairs: Sequence[str] | None) -> dict:
+    "`['epochs=5', 'model.width=16']` -> the nested dict `{'epochs': 5, 'model': {'width': 16}}`."
+    out: dict = {}
+    for p in pairs or []:
+        if '=' not in p: raise ConfigError(f"expected key=value, got {p!r}", path='-p')
+        k, v = p.split('=', 1)
+        node = out
+        *parents, leaf = k.strip().split('.')
+        if not all(parents) or not leaf: raise ConfigError(f"bad key {k!r}", path='-p')
+        for q in parents:
+            node = node.setdefault(q, {})
+            if not isinstance(node, dict): raise ConfigError(f"{k!r} sets a field inside {q!r}, which is also given a value", path='-p')
+        node[leaf] = parse_value(v)
+    return out
+
+def merge_dicts(base: dict, changes: dict) -> dict:
+    "Deep merge: mappings merge key by key, anything else in `changes` replaces what `base` has."
+    out = dict(base)
+    for k, v in changes.items():
+        out[k] = merge_dicts(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -88,7 +88,12 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
 def deltas(x: torch.Tensor, width: int = 9) -> torch.Tensor:
     "First-order deltas along the last (time) axis: least-squares slope over `width` frames, edges repeated."
     if width < 3 or width % 2 == 0: raise ConfigError(f"delta width must be odd and >= 3, got {width}")
-    return torchaudio.functional.compute_deltas(x, win_length=width, mode='replicate')
+    # torchaudio.functional.compute_deltas computes the same, but as a grouped conv whose group count is the batch
+    # size times the rows, which the ONNX exporter cannot take when the batch is dynamic: here every row is its own example
+    n = (width - 1) // 2
+    k = torch.arange(-n, n + 1, dtype=x.dtype, device=x.device) / (n * (n + 1) * (2 * n + 1) / 3)
+    rows = F.pad(x.reshape(-1, 1, x.shape[-1]), (n, n), mode='replicate')
+    return F.conv1d(rows, k.view(1, 1, -1)).reshape(x.shape)
 
 def mfcc(wave: torch.Tensor, sample_rate: int, n_mfcc: int = 40, n_fft: int = 1024, hop_length: int = 512, n_mels: int = 128,
          f_min: float = 0.0, f_max: float | None = None, top_db: float | None = 80.0, win_length: int | None = None) -> torch.Tensor:
@@ -250,9 +255,35 @@ class FeatureExtractor(nn.Module):
         img = F.interpolate(lm.unsqueeze(1), size=tuple(c.image_size), mode='bilinear', align_corners=False)
         return img.expand(-1, c.channels, -1, -1).contiguous()
 
+    # ---- time axis and silence
+    @property
+    def time_axis(self) -> int | None:
+        "Axis of `raw` features that is time (`None` for `image`, which has none: the clip is resized as a whole)."
+        return {'frames': 1, 'image': None}.get(self.cfg.kind, -1)
+
+    def silence(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw features of digital silence following each example of the clips `raw` (as `raw` returns them): one frame,
+        time axis of size 1. Exact for `logmel` (the dB floor `top_db` below the clip's peak, or -100 dB) and `waveform`
+        (zeros). MFCCs do not keep the bands' peak, so `mfcc` and `frames` take it as the loudest frame's mean band
+        level (`c0 / sqrt(n_mels)`); deltas are 0 and the frame scalars are those of silence (flatness 1, others 0)."""
+        c, kind = self.cfg, self.cfg.kind
+        if kind == 'waveform': return torch.zeros_like(raw[..., :1])
+        if kind == 'image': raise FeatureError("kind='image' has no time axis: the whole clip is resized to one image, so there is nothing to pad")
+        b = raw.shape[0]
+        if kind == 'logmel': peak = raw.flatten(1).amax(1)
+        else:
+            c0 = raw[:, :, 0] if kind == 'frames' else raw[:, 0, 0]          # (B, T)
+            peak = c0.amax(1) / math.sqrt(c.n_mels)
+        floor = (peak - c.top_db).clamp_min(-100.0) if c.top_db is not None else torch.full_like(peak, -100.0)   # (B,)
+        if kind == 'logmel': return floor.view(b, 1, 1, 1).expand(b, 1, c.n_mels, 1).to(raw.dtype)
+        m = floor.view(b, 1) * self.dct_t.sum(1).to(raw.device)           # MFCC of a constant log-mel column, (B, n_mfcc)
+        mf = torch.stack([m] + [torch.zeros_like(m)] * (2 if c.deltas else 0), 1)   # (B, C, n_mfcc)
+        if kind == 'mfcc': return mf.unsqueeze(-1).to(raw.dtype)
+        scal = torch.zeros(b, len(FRAME_SCALARS), dtype=raw.dtype, device=raw.device)
+        scal[:, FRAME_SCALARS.index('flatness')] = 1.0
+        return torch.cat([mf.flatten(1), scal], 1).unsqueeze(1).to(raw.dtype)   # (B, 1, D)
+
     # ---- normalisation
-    def _time_axis(self) -> int:
-        return 1 if self.cfg.kind == 'frames' else -1
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         "Apply `cfg.normalize` to raw features `x` (batch first)."
@@ -273,12 +304,20 @@ class FeatureExtractor(nn.Module):
         self.stats_std = torch.as_tensor(std, dtype=torch.float32).to(self.window.device)
         return self
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        # dataset statistics are buffers of a shape known only once fitted: take them from the state dict as they come
+        m, s = state_dict.get(prefix + 'stats_mean'), state_dict.get(prefix + 'stats_std')
+        if (m is None) != (s is None): error_msgs.append(f"{prefix}stats_mean and {prefix}stats_std must be saved together")
+        elif m is not None: self.set_stats(m, s)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+    @torch.no_grad()
     def fit_stats(self, batches: Iterable, features: bool = False) -> 'FeatureExtractor':
         """Dataset statistics from an iterable of waveform batches (or of raw feature batches with
         `features=True`), streamed in float64: per frequency row (spectrogram kinds) or per feature
         (`frames`), pooled over examples and time."""
         s = s2 = None; n = 0
-        ax = self._time_axis()
+        ax = self.time_axis if self.time_axis is not None else -1     # image: pooled over its width
         for b in batches:
             x = torch.from_numpy(np.array(b, dtype=np.float32)) if not torch.is_tensor(b) else b
             x = (x.to(self.window.device) if features else self.raw(x)).double()
@@ -291,9 +330,10 @@ class FeatureExtractor(nn.Module):
         std = (s2 / n - mean.pow(2)).clamp_min(0).sqrt()
         return self.set_stats(mean.float(), std.float())
 
-    @torch.inference_mode()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        "Features of a batch of waveforms: `normalize(raw(wave))`, float32."
+        """Features of a batch of waveforms: `normalize(raw(wave))`, float32. An ordinary module: gradients flow
+        through it (it has no parameters of its own), so it composes with a trainable model; callers choose
+        `torch.inference_mode()` when they only need the numbers."""
         return self.normalize(self.raw(wave))
 
 # %% ../nbs/09_features.ipynb #efce8b7f

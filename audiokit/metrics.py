@@ -79,9 +79,10 @@ def icbhi_scores(y_true, y_pred, normal: int = 0, n_classes: int | None = None) 
     return {name: float(v) for name, v in _icbhi_from_confusion(C.astype(float), normal).items()}
 
 def icbhi_classes_from_multilabel(y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-    "4-class ICBHI labels (0 normal, 1 crackle, 2 wheeze, 3 both) from 0/1 crackle and wheeze columns."
+    "Indices of the 4 ICBHI classes (`labels.ICBHI`: normal, crackle, wheeze, both) from 0/1 crackle and wheeze columns."
+    from audiokit.labels import ICBHI, icbhi_class
     low = [c.lower() for c in classes]
-    return y[:, low.index('crackle')] + 2 * y[:, low.index('wheeze')]
+    return ICBHI.encode(icbhi_class(y[:, low.index('crackle')], y[:, low.index('wheeze')]))
 
 # %% ../nbs/15_metrics.ipynb #41229b92
 def sensitivity_at_specificity(y_true, score, specificity: float = 0.9, sample_weight=None) -> float:

@@ -20,15 +20,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import AudioKitError, ConfigError, ModelConfig, atomic_path, benchmark, raises
+from .core import MODELS, AudioKitError, ConfigError, ModelConfig, atomic_path, raises
 
 # %% auto #0
-__all__ = ['DEFAULT_INPUT_SHAPE', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'MODELS', 'ModelError', 'CheckpointError',
+__all__ = ['DEFAULT_INPUT_SHAPE', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'ModelError', 'CheckpointError',
            'CheckpointMismatchError', 'as_image', 'as_sequence', 'logits_to_proba', 'MaxPool2x2', 'SmallCNN',
            'fuse_for_inference', 'AttentionPool', 'CRNN', 'LSTMAttention', 'adapt_conv_weight', 'TorchvisionNet',
            'read_state_dict', 'fetch_pretrained', 'load_pretrained', 'ASTNet', 'model_arch', 'state_signature',
-           'build_model', 'Checkpoint', 'save_checkpoint', 'check_compatible', 'load_checkpoint', 'logmel_extractor',
-           'time_fn', 'export_onnx', 'bench_model']
+           'build_model', 'Checkpoint', 'save_checkpoint', 'check_compatible', 'load_checkpoint', 'time_fn']
 
 # %% ../nbs/13_models.ipynb #5258bc75
 class ModelError(AudioKitError):
@@ -343,13 +342,11 @@ def _build_lstm(cfg, input_shape, **kw):
 def _build_ast(cfg, input_shape, **kw):
     return ASTNet(cfg.num_classes, input_shape, cfg.dropout, pretrained=cfg.pretrained, **kw)
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    'cnn': _build_cnn, 'crnn': _build_crnn, 'lstm_attention': _build_lstm,
-    'resnet18': _tv('resnet18'), 'resnet50': _tv('resnet50'),
-    **{f'efficientnet_b{i}': _tv(f'efficientnet_b{i}') for i in range(4)},
-    'inception_v3': _tv('inception_v3', min_size=75),
-    'ast': _build_ast,
-}
+for _name, _builder in {'cnn': _build_cnn, 'crnn': _build_crnn, 'lstm_attention': _build_lstm,
+                        'resnet18': _tv('resnet18'), 'resnet50': _tv('resnet50'),
+                        **{f'efficientnet_b{i}': _tv(f'efficientnet_b{i}') for i in range(4)},
+                        'inception_v3': _tv('inception_v3', min_size=75), 'ast': _build_ast}.items():
+    MODELS.register(_name)(_builder)
 _OWN_WEIGHTS = ('cnn', 'crnn', 'lstm_attention')   # pretrained = an audiokit weights file, loaded strictly
 
 def _check_shape(cfg: ModelConfig, input_shape) -> tuple[int, ...]:
@@ -375,7 +372,7 @@ def build_model(cfg: ModelConfig | None = None, input_shape: Sequence[int] = DEF
     cfg = cfg or ModelConfig()
     if cfg.name not in MODELS: raise ConfigError(f"unknown model {cfg.name!r}; available: {sorted(MODELS)}", path='ModelConfig.name')
     shape = _check_shape(cfg, input_shape)
-    kw = dict(model_kwargs or {})
+    kw = {**cfg.model_kwargs, **(model_kwargs or {})}
     try: model = MODELS[cfg.name](cfg, shape, **kw)
     except TypeError as e: raise ModelError(f"bad model_kwargs {sorted(kw)} for {cfg.name}: {e}", path='model_kwargs') from e
     if cfg.name in _OWN_WEIGHTS and cfg.pretrained:
@@ -473,19 +470,6 @@ def load_checkpoint(path: str | os.PathLike, expected_cfg: ModelConfig | None = 
     return Checkpoint(model, cfg, classes, arch, ck.get('extra', {}), ck['state_dict'], path)
 
 # %% ../nbs/13_models.ipynb #01d7661b
-def logmel_extractor(sample_rate: int = 16000, n_fft: int = 1024, hop_length: int = 512, n_mels: int = 128, top_db: float = 80.0) -> nn.Module:
-    "waveform `(B, samples)` -> standardised log-mel `(B, 1, n_mels, frames)`: the default features, as one module."
-    import torchaudio
-    class LogMel(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.0)
-            self.db = torchaudio.transforms.AmplitudeToDB('power', top_db=top_db)
-        def forward(self, wave):
-            s = self.db(self.mel(wave)).unsqueeze(1)
-            return (s - s.mean(dim=(2, 3), keepdim=True)) / (s.std(dim=(2, 3), keepdim=True) + 1e-5)
-    return LogMel()
-
 def _percentiles(times: list[float]) -> dict:
     a = np.array(times) * 1e3
     return {'p50_ms': round(float(np.percentile(a, 50)), 3), 'p99_ms': round(float(np.percentile(a, 99)), 3), 'mean_ms': round(float(a.mean()), 3)}
@@ -497,53 +481,3 @@ def time_fn(fn: Callable[[], Any], runs: int = 200, warmup: int = 20) -> dict:
     for _ in range(runs):
         t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
     return _percentiles(times)
-
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, overwrite: bool = True) -> Path:
-    "Export `model` (eval mode) to ONNX with a dynamic batch axis, atomically; checked with `onnx.checker`."
-    import onnx
-    model = model.eval()
-    with atomic_path(path, overwrite=overwrite, suffix='.onnx') as tmp:
-        with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(model, (example,), str(tmp), input_names=['input'], output_names=['logits'],
-                              dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}, dynamo=False, opset_version=17)
-        onnx.checker.check_model(str(tmp))
-    return Path(path)
-
-@benchmark('model')
-def bench_model(data: str | None = None, runs: int = 200, width: int = 32, n_mels: int = 128, threads: int = 1, onnx: bool = True) -> dict:
-    "Default CNN latency for one 5-s 16 kHz clip on `threads` CPU threads: model only, clip-to-logits, ONNX Runtime; p50/p99 ms."
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        g = torch.Generator().manual_seed(0)
-        wave = torch.randn(1, 80000, generator=g) * 0.1
-        feats = logmel_extractor(n_mels=n_mels).eval()
-        model = build_model(ModelConfig(name='cnn', num_classes=10, width=width), (1, n_mels, 157)).eval()
-        with torch.inference_mode():
-            spec = feats(wave)
-            out = {'input_shape': list(spec.shape), 'threads': threads, 'runs': runs, 'torch': torch.__version__}
-            out['features_only'] = time_fn(lambda: feats(wave), runs)
-            out['eager_model'] = time_fn(lambda: model(spec), runs)
-            fused = fuse_for_inference(model)
-            out['eager_fused_model'] = time_fn(lambda: fused(spec), runs)
-            out['eager_clip_to_logits'] = time_fn(lambda: model(feats(wave)), runs)
-            ref = model(spec).numpy()
-        if onnx:
-            import tempfile, onnxruntime as ort
-            with tempfile.TemporaryDirectory() as td:
-                p = export_onnx(model, spec, Path(td) / 'cnn.onnx')
-                so = ort.SessionOptions()
-                so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                sess = ort.InferenceSession(str(p), so, providers=['CPUExecutionProvider'])
-            x = spec.numpy()
-            y = sess.run(None, {'input': x})[0]
-            out['onnx_max_abs_logit_diff'] = float(np.abs(y - ref).max())
-            out['onnx_model'] = time_fn(lambda: sess.run(None, {'input': x}), runs)
-            with torch.inference_mode():
-                out['onnx_clip_to_logits'] = time_fn(lambda: sess.run(None, {'input': feats(wave).numpy()}), runs)
-            out['onnx_speedup_model_p50'] = round(out['eager_model']['p50_ms'] / out['onnx_model']['p50_ms'], 2)
-            out['onnx_speedup_clip_p50'] = round(out['eager_clip_to_logits']['p50_ms'] / out['onnx_clip_to_logits']['p50_ms'], 2)
-        return out
-    finally:
-        torch.set_num_threads(prev)

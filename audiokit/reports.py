@@ -119,7 +119,7 @@ def run_report(run_dir: str | Path, method: str, title: str | None = None) -> Pa
     hist = {f"fold {f}": json.loads((d / 'metrics.json').read_text())['history'] for f, d in fold_dirs.items() if (d / 'metrics.json').exists()}
     ys, ps = zip(*[_load_predictions(d, classes, multi) for d in fold_dirs.values()])
     y, p = np.concatenate(ys), np.concatenate(ps)
-    metric = 'val_' + summary['config']['train']['early_stopping_metric']
+    metric = 'val_' + summary['spec']['train']['early_stopping_metric']
     figs = {'learning_curves': plot_learning_curves(hist, metric), 'fold_bars': plot_fold_bars(summary),
             'roc_pr': plot_roc_pr(y, p, classes, multi), 'calibration': plot_calibration(y, p, multi)}
     if not multi: figs['confusion'] = plot_confusion(y, p.argmax(1), classes, title='confusion (all test folds)')
@@ -148,7 +148,7 @@ def _report_cli(args) -> int:
 def add_cli(sub) -> None:
     "Register `audiokit report`."
     p = sub.add_parser('report', help='plots and a Markdown/HTML summary of a cross-validated run')
-    p.add_argument('run_dir', help='folder holding {method}_cv_summary.json (the --out of audiokit train)')
-    p.add_argument('--method', default='cnn', help='method name (default cnn)')
+    p.add_argument('run_dir', help='folder holding NAME_cv_summary.json (the --out of audiokit train)')
+    p.add_argument('--method', default='cnn', help="the run's name (the spec's name, or its model's: default cnn)")
     p.add_argument('--title', default=None)
     p.set_defaults(func=_report_cli)

@@ -20,23 +20,19 @@ from scipy import signal
 
 from .core import (AudioKitError, Config, ConfigError, ResultExistsError, atomic_path, atomic_write_json,
                            atomic_write_text, benchmark, make_generator, raises)
+from .labels import ICBHI, icbhi_class
 
 # %% auto #0
-__all__ = ['ICBHI_CLASSES', 'ICBHI_COUNTS', 'ICBHI_PROPORTIONS', 'DEVICES', 'CHEST_LOCATIONS', 'cycle_label', 'SimulatorConfig',
-           'breath_envelope', 'breath_cycle', 'crackle', 'wheeze', 'inject_events', 'PatientSignature',
-           'patient_signature', 'heart_sounds', 'apply_signature', 'simulate_recording', 'simulate_icbhi',
-           'cycle_features', 'add_cli', 'bench_simulate']
+__all__ = ['ICBHI_COUNTS', 'ICBHI_PROPORTIONS', 'DEVICES', 'CHEST_LOCATIONS', 'SimulatorConfig', 'breath_envelope',
+           'breath_cycle', 'crackle', 'wheeze', 'inject_events', 'PatientSignature', 'patient_signature',
+           'heart_sounds', 'apply_signature', 'simulate_recording', 'simulate_icbhi', 'cycle_features', 'add_cli',
+           'bench_simulate']
 
 # %% ../nbs/06_simulate.ipynb #6e049fb7
-ICBHI_CLASSES = ('normal', 'crackle', 'wheeze', 'both')
-ICBHI_COUNTS = (3642, 1864, 886, 506)   # cycles per class in the real ICBHI 2017 database
+ICBHI_COUNTS = (3642, 1864, 886, 506)   # cycles per class of `labels.ICBHI` (normal, crackle, wheeze, both) in the real ICBHI 2017 database
 ICBHI_PROPORTIONS = tuple(c / sum(ICBHI_COUNTS) for c in ICBHI_COUNTS)   # 0.528, 0.270, 0.128, 0.073
 DEVICES = ('Meditron', 'LittC2SE', 'Litt3200', 'AKGC417L')
 CHEST_LOCATIONS = ('Tc', 'Al', 'Ar', 'Pl', 'Pr', 'Ll', 'Lr')
-
-def cycle_label(crackles: int, wheezes: int) -> str:
-    "ICBHI class of a cycle from its two flags: normal, crackle, wheeze or both."
-    return ICBHI_CLASSES[int(bool(crackles)) + 2 * int(bool(wheezes))]
 
 @dataclass
 class SimulatorConfig(Config):
@@ -134,10 +130,12 @@ def wheeze(sr: int, rng: np.random.Generator, duration: float | None = None, f0:
 # %% ../nbs/06_simulate.ipynb #546f1c35
 def inject_events(wave, sr: int, kind: Literal['normal', 'crackle', 'wheeze', 'both'], rng: np.random.Generator,
                   level: float = 1.0, crackle_kind: Literal['fine', 'coarse'] | None = None,
-                  insp_fraction: float = 0.4, return_events: bool = False):
+                  insp_fraction: float = 0.4, return_events: bool = False, n_crackles: int | None = None):
     """Add simulated crackles and/or a wheeze to `wave` (numpy or torch, (samples,) or (channels, samples)).
-    `level` scales the events relative to the wave's RMS; returns the same type and shape (and the event list)."""
-    if kind not in ICBHI_CLASSES: raise ConfigError(f"kind must be one of {ICBHI_CLASSES}, got {kind!r}")
+    `level` scales the events relative to the wave's RMS; `n_crackles` fixes the number of crackles (default: 3-10,
+    drawn); returns the same type and shape (and the event list)."""
+    if kind not in ICBHI.classes: raise ConfigError(f"kind must be one of {ICBHI.classes}, got {kind!r}")
+    if n_crackles is not None and n_crackles < 1: raise ConfigError(f"n_crackles must be >= 1, got {n_crackles}")
     is_torch = type(wave).__module__.startswith('torch')
     x = wave.detach().cpu().double().numpy() if is_torch else np.asarray(wave, dtype=np.float64)
     x2 = np.array(x, copy=True)
@@ -147,7 +145,7 @@ def inject_events(wave, sr: int, kind: Literal['normal', 'crackle', 'wheeze', 'b
     events = []
     if kind in ('crackle', 'both'):
         ck = crackle_kind or rng.choice(['fine', 'coarse'])
-        for _ in range(int(rng.integers(3, 11))):
+        for _ in range(int(rng.integers(3, 11)) if n_crackles is None else int(n_crackles)):
             c = crackle(sr, rng, ck) * rms * level * rng.uniform(2.5, 5.0)
             lo, hi = ((0.5 * insp_fraction, insp_fraction) if ck == 'fine' else (0.0, 0.9))
             pos = int(rng.uniform(lo, hi) * max(n - len(c), 1))
@@ -344,7 +342,7 @@ def simulate_icbhi(out: str | os.PathLike, cfg: SimulatorConfig | None = None, o
         it = tqdm(recs, desc='simulate')
     for rec in it:
         pi = rec['pi']
-        cyc = [(s, e, ICBHI_CLASSES[labels[k + j]]) for j, (s, e) in enumerate(rec['times'])]
+        cyc = [(s, e, ICBHI.classes[labels[k + j]]) for j, (s, e) in enumerate(rec['times'])]
         k += len(cyc)
         wave = simulate_recording(cyc, sigs[pi], cfg, make_generator([cfg.seed, pi, len(rows)], 'numpy'))
         wave = np.clip(wave, -0.999, 0.999).astype(np.float32)

@@ -17,33 +17,92 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+from sklearn.model_selection import BaseCrossValidator, GroupShuffleSplit, StratifiedGroupKFold
+from sklearn.model_selection._split import GroupsConsumerMixin
 
 from .core import AudioKitError, ResultExistsError, atomic_path, atomic_write_json, find_shared_data, raises
-from .datasets import classes_of, is_multilabel, label_matrix, read_manifest, resolve_paths
+from .manifest import read_manifest, resolve_paths
+from .labels import LabelSpace, classes_of, is_multilabel
 
 # %% auto #0
-__all__ = ['SplitError', 'LeakageError', 'assign_folds', 'is_expanded', 'expand_folds', 'AuditReport', 'content_hash',
-           'audit_splits', 'write_splits', 'read_split_table', 'add_cli']
+__all__ = ['SplitError', 'LeakageError', 'PatientGroupKFold', 'assign_folds', 'is_expanded', 'expand_folds', 'AuditReport',
+           'content_hash', 'audit_splits', 'write_splits', 'read_split_table', 'add_cli']
 
 # %% ../nbs/08_splits.ipynb #491f95d8
-class SplitError(AudioKitError):
-    "Folds cannot be made as asked (too few groups, an empty fold, a fold with one class, ...)."
+class SplitError(AudioKitError, ValueError):
+    "Folds cannot be made as asked (too few groups, a class in too few groups, an empty fold, a fold with one class, ...)."
 
 class LeakageError(AudioKitError):
-    "The leakage audit found a group, identical audio or a synthetic example where it must not be."
+    "The leakage audit found a group, identical audio or a synthetic example where it must not be (or audio it could not read)."
 
-def _group_table(df: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Groups, their (n_groups, C) label union, and their majority single label index."
-    y = label_matrix(df, classes)
-    g = df['group'].astype(str).to_numpy()
-    groups, inv = np.unique(g, return_inverse=True)
-    Y = np.zeros((len(groups), len(classes)))
-    np.add.at(Y, inv, y)
-    return groups, inv, Y
+class PatientGroupKFold(GroupsConsumerMixin, BaseCrossValidator):
+    """K folds that are stratified by class and disjoint by group: every group's rows share one test fold.
+    `split(X, y, groups)`: `y` 1-D (one label per row) or 2-D (multi-label 0/1, iterative stratification over groups).
+    `shuffle`/`random_state` as in scikit-learn's k-fold splitters. `allow_rare` accepts classes found in fewer groups than folds."""
+    def __init__(self, n_splits: int = 5, *, shuffle: bool = False, random_state: int | None = None, allow_rare: bool = False):
+        if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
+            raise SplitError(f"n_splits (k) must be an integer >= 2, got {n_splits!r}")
+        if not isinstance(shuffle, bool): raise SplitError(f"shuffle must be True or False, got {shuffle!r}")
+        if not shuffle and random_state is not None:
+            raise SplitError("random_state has no effect without shuffle=True; leave it None or set shuffle=True")
+        self.n_splits, self.shuffle, self.random_state, self.allow_rare = int(n_splits), shuffle, random_state, allow_rare
 
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        "The number of folds."
+        return self.n_splits
+
+    def _class_table(self, y) -> tuple[np.ndarray, list[str], bool]:
+        "(n, C) 0/1 matrix of `y`, class names, and whether `y` is multi-label."
+        names = [str(c) for c in y.columns] if isinstance(y, pd.DataFrame) else None
+        Y = np.asarray(y)
+        if Y.ndim == 2 and Y.shape[1] == 1 and names is None: Y = Y[:, 0]
+        if Y.ndim == 1:
+            codes, uniq = pd.factorize(pd.Series(Y).astype(str), sort=True)
+            return np.eye(len(uniq), dtype=np.int8)[codes], [str(u) for u in uniq], False
+        if Y.ndim != 2: raise SplitError(f"y must be 1-D (labels) or 2-D (multi-label 0/1), got shape {Y.shape}")
+        if not np.isin(Y, (0, 1)).all(): raise SplitError("a 2-D y must hold 0/1 flags (one column per class)")
+        return Y.astype(np.int8), names or [f"column {j}" for j in range(Y.shape[1])], True
+
+    def split(self, X, y=None, groups=None):
+        "Yield `(train_idx, test_idx)` per fold: row positions, the test part of each fold holding whole groups."
+        n = len(X)
+        if y is None: raise SplitError("PatientGroupKFold stratifies by class: pass y (labels, or a 0/1 matrix for multi-label)")
+        if groups is None: raise SplitError("PatientGroupKFold needs groups (patient/speaker/source of each row): split(X, y, groups)")
+        g = pd.Series(np.asarray(groups, dtype=object).ravel())
+        if len(y) != n or len(g) != n: raise SplitError(f"X, y and groups must have one entry per row: {n}, {len(y)}, {len(g)}")
+        if g.isna().any(): raise SplitError(f"row {int(np.flatnonzero(g.isna())[0])} has no group")
+        inv, uniq = pd.factorize(g.astype(str), sort=True)
+        k = self.n_splits
+        if len(uniq) < k: raise SplitError(f"{len(uniq)} group(s), fewer than k={k} folds")
+        Y, names, multi = self._class_table(y)
+        G = np.zeros((len(uniq), Y.shape[1]), np.int64)
+        np.add.at(G, inv, Y)
+        per_class = (G > 0).sum(0)
+        rare = [(c, int(m)) for c, m in zip(names, per_class) if 0 < m < k]
+        if rare and not self.allow_rare:
+            raise SplitError(f"class(es) {', '.join(f'{c!r} in {m} group(s)' for c, m in rare)}: fewer than k={k} folds, so some "
+                             "test fold could not hold them; use fewer folds or merge or drop the rare class(es)")
+        fold = np.full(n, -1)
+        if multi:
+            cv = MultilabelStratifiedKFold(n_splits=k, shuffle=self.shuffle, random_state=self.random_state)
+            gfold = np.full(len(uniq), -1)
+            for f, (_, te) in enumerate(cv.split(np.zeros((len(uniq), 1)), (G > 0).astype(int))): gfold[te] = f
+            fold = gfold[inv]
+        else:
+            cv = StratifiedGroupKFold(n_splits=k, shuffle=self.shuffle, random_state=self.random_state)
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', UserWarning)    # "least populated class has only n members": checked above
+                try:
+                    for f, (_, te) in enumerate(cv.split(np.zeros(n), Y.argmax(1), inv)): fold[te] = f
+                except ValueError as e: raise SplitError(f"cannot make {k} stratified folds ({e})") from e
+        idx = np.arange(n)
+        for f in range(k):
+            if not (fold == f).any(): raise SplitError(f"fold {f} is empty (too few groups for k={k})")
+        for f in range(k): yield idx[fold != f], idx[fold == f]
+
+# %% ../nbs/08_splits.ipynb #95c9f748
 def _check_folds(sub: pd.DataFrame, fold: np.ndarray, k: int, classes: list[str], name: str, min_classes: int) -> None:
-    y = label_matrix(sub, classes)
+    y = LabelSpace(classes=tuple(classes), multi_label=is_multilabel(sub)).matrix(sub)
     for f in range(k):
         m = fold == f
         if not m.any(): raise SplitError(f"fold {f} of sub-database {name!r} is empty (too few groups for k={k}?)")
@@ -52,9 +111,16 @@ def _check_folds(sub: pd.DataFrame, fold: np.ndarray, k: int, classes: list[str]
             raise SplitError(f"test fold {f} of sub-database {name!r} holds only class(es) {present} "
                              f"({int(m.sum())} rows); use fewer folds or merge rare classes")
 
-def assign_folds(df: pd.DataFrame, k: int = 5, seed: int = 0, keep_existing: bool = True, min_classes: int = 2) -> pd.DataFrame:
-    """Form (a): a copy of manifest `df` whose `fold` column (0..k-1) is a stratified, group-disjoint test fold,
-    made separately in each `subdb`. With `keep_existing`, a manifest whose rows all have folds keeps them."""
+def _targets_of(df: pd.DataFrame, classes: list[str]) -> pd.Series | pd.DataFrame:
+    "What `PatientGroupKFold` stratifies: the `label` column, or the `label_*` columns of a multi-label manifest."
+    return df[[f'label_{c}' for c in classes]].astype(int) if is_multilabel(df) else df['label'].astype(str)
+
+def assign_folds(df: pd.DataFrame, k: int = 5, seed: int = 0, keep_existing: bool = True, min_classes: int = 2,
+                 allow_rare: bool = False) -> pd.DataFrame:
+    """Form (a): a copy of manifest `df` whose `fold` column (0..k-1) is a stratified, group-disjoint test fold
+    (`PatientGroupKFold`, shuffled with `seed`), made separately in each `subdb`. With `keep_existing`, a manifest whose
+    rows all have folds keeps them. `allow_rare`: accept classes found in fewer groups than folds; `min_classes`: the
+    fewest classes a test fold may hold."""
     if 'group' not in df.columns: raise SplitError("the manifest has no 'group' column (patient/speaker/source)")
     if k < 2: raise SplitError(f"k must be >= 2, got {k}")
     out = df.copy()
@@ -72,54 +138,35 @@ def assign_folds(df: pd.DataFrame, k: int = 5, seed: int = 0, keep_existing: boo
         out['fold'] = fold_in
         return out
     classes = classes_of(out)
-    multi = is_multilabel(out)
     fold = np.full(len(out), -1)
+    cv = PatientGroupKFold(k, shuffle=True, random_state=seed, allow_rare=allow_rare)
     for name, idx in out.groupby('subdb', sort=True).indices.items():
         sub = out.iloc[idx]
-        groups, inv, Y = _group_table(sub, classes)
-        if len(groups) < k:
-            raise SplitError(f"sub-database {name!r} has {len(groups)} group(s), fewer than k={k} folds")
-        gfold = np.full(len(groups), -1)
-        if multi:
-            cv = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-            for f, (_, te) in enumerate(cv.split(np.zeros((len(groups), 1)), (Y > 0).astype(int))): gfold[te] = f
-            fold[idx] = gfold[inv]
-        else:
-            ylab = sub['label'].astype(str).to_numpy()
-            cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', UserWarning)    # "least populated class has only n members"
-                try:
-                    for f, (_, te) in enumerate(cv.split(np.zeros(len(sub)), ylab, inv)): fold[idx[te]] = f
-                except ValueError as e:
-                    raise SplitError(f"sub-database {name!r}: cannot make {k} stratified folds ({e})") from e
+        try:
+            for f, (_, te) in enumerate(cv.split(sub, _targets_of(sub, classes), sub['group'].astype(str))): fold[idx[te]] = f
+        except SplitError as e: raise SplitError(f"sub-database {name!r}: {e.problem}") from e
         _check_folds(sub, fold[idx], k, classes, name, min_classes)
     out['fold'] = fold
     return out
 
 # %% ../nbs/08_splits.ipynb #79ccb6af
-def _val_groups(sub: pd.DataFrame, classes: list[str], multi: bool, val_fraction: float, seed: int) -> np.ndarray:
-    "Boolean mask over `sub`'s rows: the validation part (whole groups, about `val_fraction` of the rows)."
+def _val_groups(sub: pd.DataFrame, classes: list[str], val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask over `sub`'s rows: the validation part (whole groups, about `val_fraction` of the rows): the first test
+    part of `PatientGroupKFold(round(1/val_fraction))` (rare classes allowed), or a plain group shuffle split where
+    stratified folds cannot be made (fewer groups than that)."""
     if val_fraction <= 0: return np.zeros(len(sub), bool)
-    groups, inv, Y = _group_table(sub, classes)
-    if len(groups) < 2: raise SplitError(f"a training part of {len(groups)} group cannot give a validation part")
+    groups = sub['group'].astype(str)
+    n_groups = groups.nunique()
+    if n_groups < 2: raise SplitError(f"a training part of {n_groups} group cannot give a validation part")
     n_splits = max(2, int(round(1 / val_fraction)))
-    if len(groups) >= n_splits:
-        try:
-            if multi:
-                cv = MultilabelStratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-                _, te = next(iter(cv.split(np.zeros((len(groups), 1)), (Y > 0).astype(int))))
-                return np.isin(inv, te)
-            cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore', UserWarning)
-                _, te = next(iter(cv.split(np.zeros(len(sub)), sub['label'].astype(str).to_numpy(), inv)))
-            mask = np.zeros(len(sub), bool); mask[te] = True
-            return mask
-        except ValueError: pass
-    gss = GroupShuffleSplit(n_splits=1, test_size=max(1, int(round(val_fraction * len(groups)))), random_state=seed)
-    _, te = next(gss.split(np.zeros(len(sub)), groups=inv))
-    mask = np.zeros(len(sub), bool); mask[te] = True
+    cv = PatientGroupKFold(n_splits, shuffle=True, random_state=seed, allow_rare=True)
+    mask = np.zeros(len(sub), bool)
+    try:
+        _, te = next(iter(cv.split(sub, _targets_of(sub, classes), groups)))
+    except SplitError:
+        gss = GroupShuffleSplit(n_splits=1, test_size=max(1, int(round(val_fraction * n_groups))), random_state=seed)
+        _, te = next(gss.split(np.zeros(len(sub)), groups=groups.to_numpy()))
+    mask[te] = True
     return mask
 
 def is_expanded(df: pd.DataFrame) -> bool:
@@ -141,7 +188,7 @@ def expand_folds(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0) ->
     unassigned = real & (df['fold'] < 0)
     if unassigned.any():
         raise SplitError(f"{int(unassigned.sum())} row(s) have no fold (fold=-1), first at row {int(np.flatnonzero(unassigned)[0])}; run assign_folds first")
-    classes, multi = classes_of(df), is_multilabel(df)
+    classes = classes_of(df)
     parts = []
     for name, sub in df.groupby('subdb', sort=True):
         r = sub[~sub['synthetic'].astype(bool)]
@@ -149,7 +196,7 @@ def expand_folds(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0) ->
         for f in sorted(r['fold'].unique()):
             test = r['fold'] == f
             rest = r[~test]
-            val = _val_groups(rest, classes, multi, val_fraction, seed * 1000 + int(f))
+            val = _val_groups(rest, classes, val_fraction, seed * 1000 + int(f))
             subset = np.where(test, 'test', '').astype(object)
             subset[np.flatnonzero(~test.to_numpy())] = np.where(val, 'val', 'train')
             part = r.assign(fold=int(f), subset=subset)
@@ -162,7 +209,8 @@ def expand_folds(df: pd.DataFrame, val_fraction: float = 0.15, seed: int = 0) ->
 # %% ../nbs/08_splits.ipynb #6f131f21
 @dataclass
 class AuditReport:
-    "What `audit_splits` found: `problems` (leaks; each a dict with kind, subdb, fold, groups, rows, message) and `warnings`."
+    """What `audit_splits` found: `problems` (each a dict with kind, subdb, fold, groups, rows, message: leaks, and
+    `unreadable_audio`, files that could not be checked) and `warnings`. `ok` only when there are no problems."""
     problems: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     n_rows: int = 0
@@ -174,13 +222,22 @@ class AuditReport:
 
     def kinds(self) -> set[str]: return {p['kind'] for p in self.problems}
 
+    @property
+    def leaks(self) -> list[dict]:
+        "The problems that are leaks (all but unreadable audio)."
+        return [p for p in self.problems if p['kind'] != 'unreadable_audio']
+
     def to_dict(self) -> dict:
         return {'ok': self.ok, 'form': self.form, 'rows': self.n_rows, 'folds': self.n_folds,
                 'problems': self.problems, 'warnings': self.warnings}
 
     def __str__(self) -> str:
-        head = f"audit: {'clean' if self.ok else f'{len(self.problems)} LEAK(S)'} ({self.n_rows} rows, {self.n_folds} fold(s), form {self.form})"
-        return '\n'.join([head] + [f"  LEAK {p['message']}" for p in self.problems] + [f"  warning: {w}" for w in self.warnings])
+        unread = [p for p in self.problems if p['kind'] == 'unreadable_audio']
+        state = 'clean' if self.ok else ', '.join(([f'{len(self.leaks)} LEAK(S)'] if self.leaks else []) +
+                                                  (['NOT CERTIFIED (unreadable audio)'] if unread else []))
+        head = f"audit: {state} ({self.n_rows} rows, {self.n_folds} fold(s), form {self.form})"
+        return '\n'.join([head] + [f"  LEAK {p['message']}" for p in self.leaks] + [f"  UNREADABLE {p['message']}" for p in unread]
+                         + [f"  warning: {w}" for w in self.warnings])
 
     def raise_if_leaky(self, source: str | os.PathLike | None = None) -> 'AuditReport':
         if not self.ok: raise LeakageError(str(self), path=source)
@@ -206,20 +263,33 @@ def content_hash(path: str | os.PathLike, start: float | None = None, end: float
         data = f.read(frames=max(b - a, 0), dtype='float32', always_2d=True)
     return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
 
-def _hashes(df: pd.DataFrame, warn: list[str]) -> pd.Series:
-    "Content hash of each row (None where the file cannot be read), computed once per (path, start, end)."
+def _hashes(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Content hash of each row, computed once per (path, start, end), and the error of each row whose file cannot be
+    read (both indexed like `df`; None where there is none)."""
     start = pd.to_numeric(df.get('start', pd.Series(np.nan, index=df.index)), errors='coerce')
     end = pd.to_numeric(df.get('end', pd.Series(np.nan, index=df.index)), errors='coerce')
     keys = [(p, None if pd.isna(s) else float(s), None if pd.isna(e) else float(e))
             for p, s, e in zip(df['path'].astype(str), start, end)]
-    cache, missing = {}, []
+    cache, errors = {}, {}
     for key in dict.fromkeys(keys):
-        p, s, e = key
-        try: cache[key] = content_hash(p, s, e)
-        except Exception as ex:
-            cache[key] = None; missing.append(f"{p} ({type(ex).__name__})")
-    if missing: warn.append(f"{len(missing)} file(s) could not be hashed, so not checked for duplicates: {missing[:5]}")
-    return pd.Series([cache[k] for k in keys], index=df.index, dtype=object)
+        try: cache[key] = content_hash(*key)
+        except Exception as ex: cache[key], errors[key] = None, f"{type(ex).__name__}: {ex}"
+    return (pd.Series([cache[k] for k in keys], index=df.index, dtype=object),
+            pd.Series([errors.get(k) for k in keys], index=df.index, dtype=object))
+
+def _unreadable(d: pd.DataFrame, paths: pd.Series, errors: pd.Series, limit: int = 10) -> dict | None:
+    "The `unreadable_audio` problem of the split rows `d` whose files could not be read, or None."
+    bad = errors.loc[d.index].notna()
+    if not bad.any(): return None
+    rows = d.loc[bad, 'row']
+    files = pd.DataFrame({'path': paths.loc[rows.index].astype(str), 'error': errors.loc[rows.index]}).drop_duplicates('path')
+    named = '; '.join(f"{p} ({e.split(':')[0]})" for p, e in zip(files['path'][:limit], files['error'][:limit]))
+    more = f"; ... ({len(files)} files)" if len(files) > limit else ''
+    return {'kind': 'unreadable_audio', 'subdb': None, 'fold': None, 'groups': sorted(d.loc[bad, 'group'].unique().tolist()),
+            'rows': rows.tolist(), 'files': files['path'].tolist(),
+            'message': f"{len(files)} audio file(s) of the split could not be read, so identical audio across subsets cannot be "
+                       f"ruled out and the split is not certified leak-free: {named}{more} (rows {_rows_text(rows)}). "
+                       "Fix the paths, or skip the identical-audio check (--no-audio / check_audio=False)"}
 
 def audit_splits(df: pd.DataFrame, check_audio: bool = True, raise_on_leak: bool = False,
                  source: str | os.PathLike | None = None) -> AuditReport:
@@ -245,7 +315,7 @@ def audit_splits(df: pd.DataFrame, check_audio: bool = True, raise_on_leak: bool
                              'message': f"row(s) {_rows_text(d.loc[bad, 'row'])} have subset {sorted(d.loc[bad, 'subset'].unique())[:5]}, not train/val/test"})
     expanded = (d['subset'] != '').any()
     rep.form = 'b (expanded)' if expanded else 'a (one row per example)'
-    h = _hashes(df, rep.warnings) if check_audio and 'path' in df.columns else None
+    h, herr = _hashes(df) if check_audio and 'path' in df.columns else (None, None)
     if check_audio and 'path' not in df.columns: rep.warnings.append("no 'path' column: identical audio not checked")
     if expanded:
         d = d[d['subset'] != ''].assign(side=lambda x: x['subset'])
@@ -254,6 +324,7 @@ def audit_splits(df: pd.DataFrame, check_audio: bool = True, raise_on_leak: bool
         d = d[d['fold'] >= 0].assign(side=lambda x: 'fold ' + x['fold'].astype(str))
         unit = ['subdb']
     rep.n_folds = int(d.groupby(['subdb', 'fold']).ngroups)
+    if h is not None and (unread := _unreadable(d, df['path'], herr)) is not None: rep.problems.append(unread)
     if not len(d): rep.warnings.append('no row has a fold or a subset: nothing was split, so nothing to audit')
     for key, part in d.groupby(unit, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -331,7 +402,7 @@ def read_split_table(path: str | os.PathLike) -> pd.DataFrame:
 def add_cli(subparsers) -> None:
     "Add `audiokit splits` and `audiokit audit`."
     p = subparsers.add_parser('splits', help='patient-grouped stratified folds (per subdb) with a validation part; writes fold CSVs')
-    p.add_argument('manifest', help='manifest CSV/Parquet (see audiokit.datasets)')
+    p.add_argument('manifest', help='manifest CSV/Parquet (see audiokit.manifest)')
     p.add_argument('--k', type=int, default=5, help='number of folds (default 5)')
     p.add_argument('--val-fraction', type=float, default=0.15, help='validation share of each training part (default 0.15)')
     p.add_argument('--seed', type=int, default=0)
@@ -339,10 +410,11 @@ def add_cli(subparsers) -> None:
     p.add_argument('--no-audio', action='store_true', help='skip the identical-audio check')
     p.add_argument('--overwrite', action='store_true')
     p.set_defaults(func=_cli_splits)
-    a = subparsers.add_parser('audit', help='check a split CSV for patient/audio/synthetic leakage (exit 2 when leaky)')
+    a = subparsers.add_parser('audit', help='check a split CSV for patient/audio/synthetic leakage (exit 2 when leaky, 1 when audio cannot be read)')
     a.add_argument('csv', help='split table: expanded (fold+subset) or one row per example (fold)')
     a.add_argument('--no-audio', action='store_true', help='skip the identical-audio check')
-    a.add_argument('--json', default=None, help='also write the report as JSON here')
+    a.add_argument('--out', default=None, help='also write the report as JSON to this file')
+    a.add_argument('--overwrite', action='store_true', help='replace an existing report')
     a.set_defaults(func=_cli_audit)
 
 def _cli_splits(args) -> int:
@@ -353,10 +425,12 @@ def _cli_splits(args) -> int:
     return 0
 
 def _cli_audit(args) -> int:
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise ResultExistsError("already exists; pass --overwrite to replace the report", path=args.out)
     rep = audit_splits(read_split_table(args.csv), check_audio=not args.no_audio)
-    if args.json: atomic_write_json(args.json, rep.to_dict(), overwrite=True)
+    if args.out: atomic_write_json(args.out, rep.to_dict(), overwrite=True)
     if rep.ok:
         print(rep); return 0
     import sys
     print(f"audiokit audit: {args.csv}: {rep}", file=sys.stderr)
-    return 2
+    return 2 if rep.leaks else 1

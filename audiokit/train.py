@@ -21,14 +21,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
-from .core import (AudioKitError, ConfigError, ExperimentConfig, TrainConfig, atomic_path, atomic_write_json,
-                           get_device, get_logger, make_run_dir, provenance, raises, seed_everything)
+from .core import (LOSSES, AudioKitError, ConfigError, TrainConfig, atomic_path, get_device, get_logger, raises)
 
 # %% auto #0
-__all__ = ['MIN_STEPS', 'IMAGE_SUFFIXES', 'TrainingError', 'FocalLoss', 'inverse_frequency_weights', 'make_loss', 'predict',
-           'flat_metrics', 'fit', 'experiment_config', 'ImageFileDataset', 'make_dataset', 'TrainingAugment',
-           'training_augment', 'cv_summary', 'train_fold', 'group_evaluation', 'train_model', 'parse_overrides',
-           'add_cli', 'bench_train']
+__all__ = ['MIN_STEPS', 'TrainingError', 'FocalLoss', 'cross_entropy_loss', 'focal_loss', 'make_loss', 'predict', 'flat_metrics',
+           'fit', 'bench_train']
 
 # %% ../nbs/16_train.ipynb #683870d2
 class TrainingError(AudioKitError):
@@ -48,24 +45,22 @@ class FocalLoss(nn.Module):
         w = self.weight if self.weight is not None else torch.ones(logits.shape[-1], device=logits.device)
         return -(target * focal * logp * w).sum(-1).mean()
 
-def inverse_frequency_weights(counts: Sequence[float]) -> torch.Tensor:
-    "Class weights n / (C * count_c), normalised to mean 1; an absent class gets weight 0."
-    c = torch.as_tensor(counts, dtype=torch.float32)
-    w = torch.where(c > 0, c.sum() / (len(c) * c.clamp(min=1)), torch.zeros_like(c))
-    return w / w[w > 0].mean()
+@LOSSES.register('ce')
+def cross_entropy_loss(cfg: TrainConfig, weights: torch.Tensor | None = None, multi_label: bool = False) -> nn.Module:
+    "Cross-entropy, class-weighted when `weights` are given; for multi-label heads, binary cross-entropy with `weights` as `pos_weight`."
+    if multi_label: return nn.BCEWithLogitsLoss(pos_weight=weights)
+    return nn.CrossEntropyLoss(weight=weights)
 
-def make_loss(cfg: TrainConfig, class_counts: Sequence[float], multi_label: bool = False) -> nn.Module:
-    "The loss `cfg.loss` asks for, weighted by the training fold's `class_counts` where relevant."
-    if multi_label or cfg.loss == 'bce':
-        counts = torch.as_tensor(class_counts, dtype=torch.float32)
-        n = float(max(counts.max().item(), 1))
-        # pos_weight = negatives / positives per label: the multi-label analogue of class weighting
-        pos_weight = None if cfg.loss == 'ce' else ((n - counts).clamp(min=0) / counts.clamp(min=1)).clamp(max=100)
-        return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    w = inverse_frequency_weights(class_counts)
-    if cfg.loss == 'focal': return FocalLoss(cfg.focal_gamma, w)
-    if cfg.loss == 'weighted_ce': return nn.CrossEntropyLoss(weight=w)
-    return nn.CrossEntropyLoss()
+@LOSSES.register('focal')
+def focal_loss(cfg: TrainConfig, weights: torch.Tensor | None = None, multi_label: bool = False) -> nn.Module:
+    "Focal loss with `cfg.focal_gamma` (single-label heads)."
+    if multi_label: raise ConfigError("the focal loss here is for single-label heads; use loss 'ce' (binary cross-entropy) for multi-label data", path='train.loss')
+    return FocalLoss(cfg.focal_gamma, weights)
+
+def make_loss(cfg: TrainConfig, weights: torch.Tensor | None = None, multi_label: bool = False) -> nn.Module:
+    """The loss `cfg.loss` names in `core.LOSSES`. `weights`: the balance section's class weights (single-label)
+    or per-label `pos_weight` (multi-label; `balance.pos_weights`), None for an unweighted loss."""
+    return LOSSES[cfg.loss](cfg, weights, multi_label)
 
 # %% ../nbs/16_train.ipynb #5ffe5eb2
 @torch.no_grad()
@@ -108,18 +103,19 @@ def flat_metrics(result: dict) -> dict[str, float]:
 
 MIN_STEPS = 100   # fewer optimiser steps than this in a whole run draws a warning
 
-def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, classes: Sequence[str], cfg: TrainConfig, out_dir: str | Path,
-        multi_label: bool = False, class_counts: Sequence[float] | None = None, sample_weights: torch.Tensor | None = None,
-        batch_transform: Callable | None = None, metric_fn: Callable | None = None, device: str = 'auto',
-        resume: bool = True, progress: bool = True, on_batch: Callable | None = None) -> dict:
-    """Train `model` on `train_ds`, early-stopping on `cfg.early_stopping_metric` over `val_ds`; returns the history.
+def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, classes: Sequence[str], cfg: TrainConfig, out_dir: str | Path,
+        multi_label: bool = False, loss_weights: torch.Tensor | None = None, sample_weights: torch.Tensor | None = None,
+        batch_transform: Callable | None = None, metric_fn: Callable | None = None, val_predict: Callable | None = None,
+        device: str | None = None, resume: bool = True, progress: bool = True, on_batch: Callable | None = None) -> dict:
+    """Train `model` on `train_ds`, early-stopping on `cfg.early_stopping_metric` over the validation data; returns the history.
+    Validation: `val_predict(model) -> (y_true, y_prob)` when given (e.g. whole clips through sliding windows), else
+    `predict` over `val_ds`. `loss_weights`: class weights or multi-label `pos_weight` (see `make_loss`).
     `batch_transform(x, y, generator) -> (x, y)` applies batch-level augmentation (mixup...) to training batches only."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    dev = get_device(device)
+    dev = get_device(device or cfg.device)
     model.to(dev)
     metric_fn = metric_fn or _default_metric
-    counts = class_counts if class_counts is not None else [1.0] * len(classes)
-    loss_fn = make_loss(cfg, counts, multi_label).to(dev)
+    loss_fn = make_loss(cfg, loss_weights, multi_label).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = math.ceil(len(train_ds) / cfg.batch_size)
     if cfg.epochs * steps < MIN_STEPS:   # the usual reason a small data set "does not learn": too few updates, not the model
@@ -128,7 +124,10 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, classes: Sequence[
     sched = _lr_scheduler(opt, cfg, steps)
     use_amp = cfg.amp and dev.type == 'cuda'
     scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
-    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, shuffle=False, num_workers=cfg.num_workers)
+    if val_predict is None:
+        if val_ds is None: raise ConfigError("fit needs val_ds or val_predict", path='fit')
+        val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, shuffle=False, num_workers=cfg.num_workers)
+        val_predict = lambda m: predict(m, val_loader, dev, multi_label)
     last, best_path = out_dir / 'checkpoint_last.pt', out_dir / 'model_best.pt'
     state = {'epoch': -1, 'history': [], 'best': -math.inf, 'best_epoch': -1, 'bad_epochs': 0, 'done': False}
     if resume and last.exists():
@@ -170,7 +169,8 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, classes: Sequence[
             total += loss.item() * len(x); n += len(x)
             bar.set_postfix(loss=f"{total / n:.4f}")
             if on_batch is not None: on_batch(epoch, b)
-        y_true, y_prob = predict(model, val_loader, dev, multi_label)
+        model.eval()
+        with torch.no_grad(): y_true, y_prob = val_predict(model)
         metrics = metric_fn(y_true, y_prob, classes, multi_label)
         key = cfg.early_stopping_metric
         if key not in metrics: raise ConfigError(f"unknown early-stopping metric {key!r}; available: {sorted(metrics)[:40]}", path='TrainConfig.early_stopping_metric')
@@ -193,256 +193,6 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, classes: Sequence[
         model.load_state_dict(torch.load(best_path, map_location=dev, weights_only=False)['model'])
     return {'history': state['history'], 'best_epoch': state['best_epoch'], 'best_score': state['best'], 'metric': cfg.early_stopping_metric,
             'stopped_early': state['done'] and state['epoch'] + 1 < cfg.epochs}
-
-# %% ../nbs/16_train.ipynb #33fffe01
-_SECTIONS = ('audio', 'features', 'model', 'train', 'inference')
-
-def experiment_config(config: ExperimentConfig | dict | None = None) -> ExperimentConfig:
-    "An `ExperimentConfig` from a config object, a nested dict, or a flat dict of field names (unambiguous ones)."
-    if isinstance(config, ExperimentConfig): return config
-    config = dict(config or {})
-    nested = {k: dict(v) for k, v in config.items() if k in _SECTIONS and isinstance(v, dict)}
-    top = {f for f in ExperimentConfig.__dataclass_fields__}
-    owners: dict[str, list[str]] = {}
-    for sec in _SECTIONS:
-        for f in ExperimentConfig.__dataclass_fields__[sec].default_factory.__dataclass_fields__: owners.setdefault(f, []).append(sec)
-    flat_top = {}
-    for k, v in config.items():
-        if k in nested: continue
-        if k == 'name' and 'model' not in nested: nested.setdefault('model', {})['name'] = v; continue  # `name` means the model
-        if k in top: flat_top[k] = v; continue
-        secs = owners.get(k)
-        if not secs: raise ConfigError(f"unknown setting {k!r}", path='config')
-        if len(secs) > 1 and 'train' in secs: secs = ['train']   # e.g. batch_size: the runner's meaning is training
-        if len(secs) > 1: raise ConfigError(f"setting {k!r} exists in {secs}; give it nested, e.g. {{'{secs[0]}': {{'{k}': ...}}}}", path='config')
-        nested.setdefault(secs[0], {})[k] = v
-    return ExperimentConfig.from_dict({**flat_top, **nested})
-
-# %% ../nbs/16_train.ipynb #70879ca4
-class ImageFileDataset(Dataset):
-    "Precomputed spectrogram images (png/jpg) as float tensors (channels, height, width) in [0, 1], with targets."
-    def __init__(self, paths: Sequence[str], targets: torch.Tensor, size: tuple[int, int], channels: int = 1):
-        self.paths, self.targets, self.size, self.channels = list(paths), targets, tuple(size), channels
-    def __len__(self): return len(self.paths)
-    def __getitem__(self, i):
-        from torchvision.io import decode_image, ImageReadMode
-        p = self.paths[i]
-        try: img = decode_image(str(p), mode=ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB)
-        except Exception as e: raise AudioKitError(f"cannot read spectrogram image: {e}", path=p) from e
-        img = F.interpolate(img.float().unsqueeze(0) / 255.0, size=self.size, mode='bilinear', align_corners=False)[0]
-        return img, self.targets[i]
-
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
-
-def make_dataset(df: pd.DataFrame, classes: Sequence[str], cfg: ExperimentConfig, train: bool, cache_dir: str | Path | None = None,
-                 multi_label: bool = False, augment=None, seed: int = 0, stats: tuple | None = None) -> Dataset:
-    """The dataset for one subset: image files as images, audio through cached features (augmentation for training only).
-    `stats`: the training subset's feature statistics, so that `normalize='dataset'` scales val/test like train."""
-    from audiokit.cache import make_targets
-    y = make_targets(df, classes)
-    if len(df) and str(df['path'].iloc[0]).lower().endswith(IMAGE_SUFFIXES):
-        return ImageFileDataset(df['path'].tolist(), y, cfg.features.image_size, cfg.features.channels)
-    from audiokit.cache import FeatureDataset
-    kw = {}
-    if train and augment is not None:
-        kw = {'wave_transform': getattr(augment, 'wave', None), 'spec_transform': getattr(augment, 'spec', None)}
-    return FeatureDataset(df.reset_index(drop=True), list(classes), cfg.audio, cfg.features, cache_dir=cache_dir, seed=seed, stats=stats, **kw)
-
-@dataclass
-class TrainingAugment:
-    """What `train_fold` applies to training data: `wave(x, generator=)` per example before features (bypasses the
-    feature cache), `spec(x, generator=)` per example on features, `batch(x, y, generator)` on batches (mixing)."""
-    wave: Callable | None = None
-    spec: Callable | None = None
-    batch: Callable | None = None
-
-def training_augment(cfg, num_classes: int, seed: int = 0) -> TrainingAugment | None:
-    """`TrainingAugment` from an `audiokit.augment.AugmentConfig`. Time shift is applied to the spectrogram (a roll of
-    its frames, the same shift to within one hop) so that, without other waveform transforms, the feature cache stays in
-    use; mixing (mixup, BC, patch-mix) runs on feature batches. `None` when nothing is switched on."""
-    from audiokit.augment import AugmentConfig, BatchMix, TimeShift, build_augment
-    if not isinstance(cfg, AugmentConfig): raise ConfigError(f"expected an AugmentConfig, got {type(cfg).__name__}", path='augment')
-    if not cfg.enabled: return None
-    wave = build_augment(cfg.replace(shift_p=0.0, mix='none'), 'waveform', seed)
-    spec = build_augment(cfg.replace(mix='none'), 'spectrogram', seed).transforms
-    if cfg.shift_p: spec.append(TimeShift(cfg.shift_p, cfg.shift_max, cfg.shift_rollover))
-    mix = [t for t in build_augment(cfg.replace(mix_stage='spectrogram'), 'spectrogram', seed).transforms if isinstance(t, BatchMix)]
-    def wave_fn(x, generator=None): return wave(x, train=True, generator=generator)
-    def spec_fn(x, generator=None):
-        for t in spec: x = t(x, train=True, generator=generator)
-        return x
-    def batch_fn(x, y, generator=None):
-        for t in mix: x, y = t(x, y, train=True, generator=generator, num_classes=num_classes if y.dim() == 1 else None)
-        return x, y
-    return TrainingAugment(wave_fn if len(wave) else None, spec_fn if spec else None, batch_fn if mix else None)
-
-# %% ../nbs/16_train.ipynb #73c17abf
-def _t_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
-    "Mean, sample standard deviation and `metrics.t_interval` over folds (clipped to [0, 1] when the values are scores)."
-    from audiokit.metrics import t_interval
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    sd = float(v.std(ddof=1)) if len(v) > 1 else math.nan
-    m, lo, hi = t_interval(v, level, bounds=(0.0, 1.0) if len(v) and v.min() >= 0 and v.max() <= 1 else None)
-    return m, sd, lo, hi
-
-def cv_summary(fold_metrics: dict[int, dict[str, float]], cfg: ExperimentConfig, method: str, extra: dict | None = None) -> dict:
-    "Summary of per-fold metrics: mean, std, 95 % CI and per-fold values of each metric, plus config and provenance."
-    names = sorted({k for m in fold_metrics.values() for k in m})
-    metrics = {}
-    for k in names:
-        vals = [fold_metrics[f].get(k, math.nan) for f in sorted(fold_metrics)]
-        mean, sd, lo, hi = _t_ci(vals)
-        metrics[k] = {'mean': mean, 'std': sd, 'ci95': [lo, hi], 'per_fold': dict(zip([str(f) for f in sorted(fold_metrics)], vals))}
-    return {'method': method, 'folds': sorted(fold_metrics), 'metrics': metrics, 'config': cfg.to_dict(),
-            'seed': cfg.train.seed, **provenance(), **(extra or {})}
-
-# %% ../nbs/16_train.ipynb #f6500dc7
-def _fold_frames(df: pd.DataFrame, fold: int, cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    d = df[df['fold'] == fold]
-    tr, va, te = (d[d['subset'] == s].reset_index(drop=True) for s in ('train', 'val', 'test'))
-    if len(tr) == 0 or len(te) == 0:
-        raise TrainingError(f"fold {fold} has {len(tr)} train and {len(te)} test rows; both must be non-empty")
-    if len(va) == 0:  # carve a group-disjoint validation part out of train; never early-stop on test
-        groups = tr['group'].drop_duplicates().sample(frac=1.0, random_state=cfg.train.seed + fold).tolist()
-        k = max(1, int(round(len(groups) * cfg.train.val_fraction)))
-        is_val = tr['group'].isin(groups[:k])
-        tr, va = tr[~is_val].reset_index(drop=True), tr[is_val].reset_index(drop=True)
-    return tr, va, te
-
-def train_fold(df: pd.DataFrame, fold: int, cfg: ExperimentConfig, out_dir: str | Path, classes: Sequence[str], multi_label: bool,
-               cache_dir: str | Path | None = None, augment=None, n_boot: int = 1000, progress: bool = True) -> dict:
-    "Train and evaluate one fold; writes metrics.json, predictions.csv and model_best.pt under `out_dir`; returns the evaluation."
-    from audiokit.models import build_model
-    from audiokit.metrics import evaluate
-    out_dir = Path(out_dir)
-    tr, va, te = _fold_frames(df, fold, cfg)
-    seed_everything(cfg.train.seed + fold)
-    from audiokit.augment import AugmentConfig
-    if isinstance(augment, AugmentConfig): augment = training_augment(augment, len(classes), cfg.train.seed + fold)
-    ds = {'train': make_dataset(tr, classes, cfg, True, cache_dir, multi_label, augment, cfg.train.seed + fold)}
-    stats = getattr(ds['train'], 'stats', None)   # val/test are normalised with the training statistics
-    for name, d in (('val', va), ('test', te)):
-        ds[name] = make_dataset(d, classes, cfg, False, cache_dir, multi_label, None, cfg.train.seed + fold, stats=stats)
-    x0, _ = ds['train'][0]
-    mcfg = cfg.model.replace(num_classes=len(classes), multi_label=multi_label, in_channels=int(x0.shape[0]) if x0.dim() == 3 else cfg.model.in_channels)
-    model = build_model(mcfg, input_shape=tuple(x0.shape))
-    y_train = ds['train'].targets
-    counts = (y_train.sum(0) if multi_label else torch.bincount(y_train, minlength=len(classes))).float().tolist()
-    weights = None
-    if cfg.train.balance == 'weighted_sampler' and not multi_label:
-        c = torch.as_tensor(counts); weights = (1.0 / c.clamp(min=1))[y_train]
-    batch_tf = getattr(augment, 'batch', None) if augment is not None else None
-    hist = fit(model, ds['train'], ds['val'], classes, cfg.train, out_dir, multi_label, counts, weights, batch_tf, progress=progress)
-    from audiokit.models import save_checkpoint
-    # a self-contained model for ClassifierService / export: weights + the audio and feature settings it expects
-    save_checkpoint(out_dir / 'model.ckpt', model.cpu(), mcfg, classes, extra={
-        'experiment': cfg.replace(model=mcfg.to_dict()).to_dict(), 'fold': fold, 'best_epoch': hist['best_epoch'],
-        'stats': [t.tolist() for t in stats] if stats is not None else None})
-    test_loader = DataLoader(ds['test'], batch_size=cfg.train.batch_size * 2)
-    y_true, y_prob = predict(model, test_loader, next(model.parameters()).device, multi_label)
-    result = evaluate(y_true, y_prob, list(classes), multi_label=multi_label, groups=te['group'].to_numpy(), n_boot=n_boot, seed=cfg.train.seed)
-    pred = te[['path', 'start', 'end', 'group']].copy() if 'start' in te else te[['path', 'group']].copy()
-    if multi_label:
-        for j, c in enumerate(classes): pred[f"t_{c}"] = y_true[:, j].astype(int)
-    else:
-        pred['y_true'] = y_true.astype(int); pred['label_true'] = [classes[i] for i in y_true.astype(int)]
-    for j, c in enumerate(classes): pred[f"p_{c}"] = y_prob[:, j]
-    with atomic_path(out_dir / 'predictions.csv', overwrite=True) as tmp: pred.to_csv(tmp, index=False)
-    extra = {}
-    group_res = group_evaluation(y_true, y_prob, te, classes, multi_label, n_boot, cfg.train.seed)
-    if group_res is not None:
-        result['group_level'] = group_res
-        extra = {'metrics_group': flat_metrics(group_res)}   # the full group evaluation is in evaluation['group_level']
-    atomic_write_json(out_dir / 'metrics.json', {'fold': fold, 'metrics': flat_metrics(result), 'evaluation': result, **extra,
-                                                 'history': hist['history'], 'best_epoch': hist['best_epoch'],
-                                                 'n': {'train': len(tr), 'val': len(va), 'test': len(te)}}, overwrite=True)
-    return result
-
-def group_evaluation(y_true: np.ndarray, y_prob: np.ndarray, te: pd.DataFrame, classes: Sequence[str], multi_label: bool,
-                     n_boot: int = 1000, seed: int = 0) -> dict | None:
-    """Group-level (patient-level) evaluation: the mean probability over each group's recordings against the group's
-    label; `None` unless groups hold several rows and every group has one label (e.g. BMD-HS, not ICBHI cycles)."""
-    from audiokit.metrics import evaluate
-    g = te['group'].astype(str).to_numpy()
-    if len(np.unique(g)) == len(g) or len(np.unique(g)) < 2: return None
-    t = y_true.reshape(len(g), -1) if multi_label else y_true.reshape(-1, 1)
-    if (pd.DataFrame(t).groupby(g).nunique() > 1).any().any(): return None
-    return evaluate(y_true, y_prob, list(classes), multi_label=multi_label, groups=g, aggregate='mean', n_boot=n_boot, seed=seed)
-
-def train_model(csv_file: str | Path | pd.DataFrame, fold: int = -1, config: ExperimentConfig | dict | None = None,
-                out_dir: str | Path = 'outputs/train', method: str | None = None, cache_dir: str | Path | None = None,
-                augment=None, overwrite: bool = False, n_boot: int = 1000, progress: bool = True) -> dict:
-    """Cross-validate on a manifest: every fold in its `fold` column when `fold=-1` and `use_fold_column`, else fold `fold`.
-    Writes `{out_dir}/fold{f}/...` and `{out_dir}/{method}_cv_summary.json`; returns the summary."""
-    from audiokit.datasets import read_manifest, validate_manifest, classes_of, is_multilabel
-    cfg = experiment_config(config)
-    method = method or cfg.model.name
-    df = read_manifest(csv_file) if not isinstance(csv_file, pd.DataFrame) else validate_manifest(csv_file.copy())
-    from audiokit.splits import expand_folds, is_expanded
-    if not is_expanded(df): df = expand_folds(df, val_fraction=cfg.train.val_fraction, seed=cfg.train.seed)
-    classes, multi = classes_of(df), is_multilabel(df)
-    present = sorted(int(f) for f in df['fold'].unique() if int(f) >= 0)
-    if fold == -1 and cfg.train.use_fold_column: folds = present
-    elif fold in present: folds = [fold]
-    else: raise ConfigError(f"fold {fold} is not in the manifest (folds present: {present})", path='fold')
-    out_dir = Path(out_dir)
-    summary_path = out_dir / f"{method}_cv_summary.json"
-    if summary_path.exists() and not overwrite:
-        raise AudioKitError("results already exist; pass overwrite=True (CLI: --overwrite) to retrain", path=summary_path)
-    per_fold = {}
-    for f in tqdm(folds, desc=f"{method} folds", disable=not progress):
-        fold_dir = out_dir / method / f"fold{f}"
-        if overwrite and fold_dir.exists():
-            import shutil; shutil.rmtree(fold_dir)
-        res = train_fold(df, f, cfg, fold_dir, classes, multi, cache_dir, augment, n_boot, progress)
-        per_fold[f] = flat_metrics(res)
-        if 'group_level' in res: per_fold[f].update({f"group_{k}": v for k, v in flat_metrics(res['group_level']).items()})
-    summary = cv_summary(per_fold, cfg, method, {'classes': classes, 'multi_label': multi,
-                                                 'data': str(csv_file) if not isinstance(csv_file, pd.DataFrame) else 'DataFrame'})
-    atomic_write_json(summary_path, summary, overwrite=True)
-    return summary
-
-# %% ../nbs/16_train.ipynb #142c8830
-def parse_overrides(pairs: Sequence[str]) -> dict:
-    "`['epochs=5', 'lr=3e-4', 'model.name=resnet18']` -> a (nested) dict with values parsed as YAML scalars."
-    import yaml
-    out: dict = {}
-    for p in pairs or []:
-        if '=' not in p: raise ConfigError(f"expected key=value, got {p!r}", path='-p')
-        k, v = p.split('=', 1)
-        try: val = float(v) if any(c in v.lower() for c in '.e') and not v.strip().lower() in ('true', 'false') else yaml.safe_load(v)
-        except ValueError: val = yaml.safe_load(v)   # YAML 1.1 reads 3e-4 as a string: numbers first
-        if v.strip() == '': val = None
-        node = out
-        *parents, leaf = k.strip().split('.')
-        for q in parents: node = node.setdefault(q, {})
-        node[leaf] = val
-    return out
-
-def _train_cli(args) -> int:
-    import yaml
-    base = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    cfg = {**(base or {}), **parse_overrides(args.param)}
-    s = train_model(args.manifest, fold=args.fold, config=cfg, out_dir=args.out, method=args.method,
-                    cache_dir=args.cache, overwrite=args.overwrite, n_boot=args.n_boot)
-    rows = {k: f"{v['mean']:.4f} [{v['ci95'][0]:.4f}, {v['ci95'][1]:.4f}]" for k, v in s['metrics'].items() if '[' not in k}
-    print(json.dumps(rows, indent=2))
-    print(f"summary: {Path(args.out) / (s['method'] + '_cv_summary.json')}")
-    return 0
-
-def add_cli(sub) -> None:
-    "Register `audiokit train`."
-    p = sub.add_parser('train', help='cross-validated training on a manifest (every fold, or one)')
-    p.add_argument('manifest', help='manifest CSV/Parquet (with fold and subset columns, or folds to expand)')
-    p.add_argument('--fold', type=int, default=-1, help='one fold, or -1 for every fold in the fold column (default)')
-    p.add_argument('--config', default=None, help='ExperimentConfig as YAML/JSON (nested or flat keys)')
-    p.add_argument('-p', '--param', action='append', default=[], help='override, e.g. -p epochs=5 -p model.name=resnet18')
-    p.add_argument('--method', default=None, help='name of the results (default: the model name)')
-    p.add_argument('--out', default='outputs/train', help='output folder (default outputs/train)')
-    p.add_argument('--cache', default=None, help='feature cache folder')
-    p.add_argument('--n-boot', type=int, default=1000, help='bootstrap resamples for CIs (default 1000)')
-    p.add_argument('--overwrite', action='store_true', help='retrain even if a summary exists')
-    p.set_defaults(func=_train_cli)
 
 # %% ../nbs/16_train.ipynb #9e12f383
 from .core import benchmark

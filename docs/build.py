@@ -103,6 +103,9 @@ def proc_nbs(cfg, proc: Path, execute: bool = True, force: bool = False, workers
     if other.exists() or force: force = True; other.unlink(missing_ok=True)
     chk = max(Path(cfg.config_file).stat().st_mtime, Path(__file__).stat().st_mtime)
     flags = tuple(str(cfg.get('tst_flags', '')).split())
+    for old in sorted(proc.glob('*.ipynb')):   # a renamed or deleted notebook's page must not linger (e.g. 02_datasets -> 04_datasets)
+        if not (nbs / old.name).exists():
+            old.unlink(); print(f"  removed {old.name} from {proc} (no nbs/{old.name})", flush=True)
     jobs = []
     for src in _notebooks(nbs, only):
         dst = proc / src.name
@@ -243,10 +246,12 @@ def stage(cfg, proc: Path, src_dir: Path) -> list[str]:
     if src_dir.exists(): shutil.rmtree(src_dir)
     src_dir.mkdir(parents=True)
     doc_prefix = f"{str(cfg.get('doc_host', '')).rstrip('/')}{cfg.get('doc_baseurl', '')}".rstrip('/') + '/'
-    names, home = [], None
+    names, home, made_by = [], None, {}
     for f in _notebooks(proc):
         nb, fm = to_myst_notebook(json.loads(f.read_text()), doc_prefix if doc_prefix != '/' else '')
         name = 'index' if f.stem == 'index' else page_name(f, fm)
+        if name in made_by: raise ValueError(f"{made_by[name]} and {f.name} both make the page {name}.html: rename one (or its output-file)")
+        made_by[name] = f.name
         if f.stem == 'index': home = nb
         else:
             names.append(name)
@@ -273,6 +278,10 @@ def build_site(out: Path | None = None, execute: bool = True, force: bool = Fals
                only: list[str] | None = None, strict: bool = False, proc: Path | None = None) -> int:
     "Build the site into `out` (default: doc_path); `proc` is the nbdev processing folder (default: _proc, a cache)."
     cfg = _cfg()
+    if only:   # a name that matches no notebook (an old one, e.g. 22_generate) is an error, not a site without that page
+        have = [p.name for p in _notebooks(Path(cfg.nbs_path))]
+        unknown = [o for o in only if not any(p.stem != 'index' for p in _notebooks(Path(cfg.nbs_path), [o]))]
+        if unknown: print(f"docs: no notebook named {unknown}; notebooks: {have}", file=sys.stderr); return 1
     out = Path(out).resolve() if out else ROOT / cfg.get('doc_path', '_docs')
     proc = Path(proc).resolve() if proc else ROOT / '_proc'
     t0 = time.perf_counter()

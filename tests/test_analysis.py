@@ -8,9 +8,13 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from audiokit.analysis import class_counts, samples_needed, summarize
+import audiokit.analysis as analysis
+from audiokit.analysis import class_table, summarize
+from audiokit.balance import plan_balance, samples_needed
+from audiokit.labels import LabelSpace
 from audiokit.core import find_shared_data
-from audiokit.datasets import IMBALMED_COMBINED, make_bmdhs_fixture, make_esc50_fixture, make_icbhi_fixture, make_imbalmed_fixture
+from audiokit.datasets import IMBALMED_COMBINED
+from audiokit.fixtures import make_bmdhs_fixture, make_esc50_fixture, make_icbhi_fixture, make_imbalmed_fixture
 
 
 def run(*args, cwd=None):
@@ -87,17 +91,31 @@ def test_analyze_real_esc10(tmp_path):
 
 @settings(max_examples=50, deadline=None)
 @given(counts=st.lists(st.integers(0, 60), min_size=2, max_size=6).filter(lambda c: max(c) > 0), ratio=st.floats(0.05, 1.0))
-def test_samples_needed_reaches_the_target(counts, ratio):
+def test_samples_needed_is_one_calculation(counts, ratio):
+    "analyze's advice, balance.plan_balance and balance.samples_needed on LabelSpace.counts are the same numbers."
     labels = [f'c{i}' for i, n in enumerate(counts) for _ in range(n)]
     df = pd.DataFrame({'path': [f'{i}.wav' for i in range(len(labels))], 'label': labels})
     df = df.assign(group=df['path'])
-    need = samples_needed(df, ratio)
-    have = class_counts(df).set_index('class')['count'].to_dict()
-    top = max(have.values())
+    have = LabelSpace.from_manifest(df).counts(df)
+    need = samples_needed(have, ratio)
+    assert summarize(df, ratio)['samples_needed']['needed'] == need
+    assert plan_balance(df, ratio)['needed'].to_dict() == need
+    top = int(have.max())
     for c, n in need.items():
         assert n >= 0 and have[c] + n >= ratio * top - 1e-9
         assert n == 0 or have[c] + n - 1 < ratio * top      # and not one example more than needed
-    assert need[max(have, key=have.get)] == 0
+
+
+def test_one_class_count():
+    "analysis has no count of its own: its table is LabelSpace.counts, single- and multi-label."
+    assert not hasattr(analysis, 'samples_needed') and not hasattr(analysis, 'class_counts')
+    ml = pd.DataFrame({'path': list('abcd'), 'label': ['AS+MR', 'none', 'AS', 'MR'], 'label_AS': [1, 0, 1, 0], 'label_MR': [1, 0, 0, 1],
+                       'group': list('pqrs'), 'fold': [0, 0, 1, 1]})
+    space = LabelSpace.from_manifest(ml)
+    t = class_table(ml, ['fold'], space)
+    for f, part in ml.groupby('fold'):
+        assert t[t.fold == f].set_index('class')['count'].to_dict() == space.counts(part).to_dict()
+    assert t.groupby('fold')['proportion'].sum().round(9).eq(1).all()
 
 
 def test_summary_counts_examples_once_in_expanded_form():

@@ -147,7 +147,7 @@ def test_save_refuses_bad_input(tmp_path):
 @pytest.fixture(scope='module')
 def m4a(tmp_path_factory):
     exe = ffmpeg_exe()
-    if exe is None: pytest.skip('no ffmpeg (install imageio-ffmpeg)')
+    assert exe is not None, 'no ffmpeg: imageio-ffmpeg (a requirement) ships one'
     d = tmp_path_factory.mktemp('m4a')
     sf.write(d / 'src.wav', tone(1.0, sr=16000, freq=500), 16000)
     r = subprocess.run([exe, '-nostdin', '-v', 'error', '-i', str(d / 'src.wav'), '-c:a', 'aac', '-b:a', '96k', str(d / 'clip.m4a')],
@@ -167,7 +167,7 @@ def test_m4a_decode(m4a):
 
 
 def test_m4a_corrupt(tmp_path):
-    if ffmpeg_exe() is None: pytest.skip('no ffmpeg')
+    assert ffmpeg_exe() is not None, 'no ffmpeg: imageio-ffmpeg (a requirement) ships one'
     p = tmp_path / 'broken.m4a'; p.write_bytes(os.urandom(3000))
     assert_load_error(p, 'cannot decode')
 

@@ -9,10 +9,16 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from audiokit.balance import (BalanceConfig, BalanceError, add_train_rows, apply_balance, class_counts, class_weights, make_sampler,
-                              mix_synthetic, oversample, plan_balance, pos_weights, sample_weights)
+from audiokit.balance import (BalanceConfig, BalanceError, add_train_rows, apply_balance, class_weights, loss_weights, make_sampler,
+                              mix_synthetic, oversample, plan_balance, pos_weights, sample_weights, sampler_weights, samples_needed)
 from audiokit.core import ConfigError
-from audiokit.datasets import classes_of, multilabel_string, read_manifest, validate_manifest, write_manifest
+from audiokit.labels import LabelSpace, classes_of
+from audiokit.manifest import multilabel_string, read_manifest, validate_manifest, write_manifest
+
+
+def class_counts(df, labels=None):
+    "The one class count, LabelSpace.counts."
+    return (labels or LabelSpace.from_manifest(df)).counts(df)
 
 CLASSES = ['a', 'b', 'c', 'd']
 
@@ -67,8 +73,9 @@ def test_oversample_reaches_target_train_only_deterministic(counts, ratio, seed)
         before = df[(df.fold == f) & (df.subset == 'train')]
         tr = out[(out.fold == f) & (out.subset == 'train')]
         if len(before) == 0: continue
-        plan = plan_balance(before, ratio, classes_of(df))
-        got = class_counts(tr, classes_of(df))
+        space = LabelSpace.from_manifest(df)
+        plan = plan_balance(before, ratio, space)
+        got = class_counts(tr, space)
         for c in plan.index:
             if plan.loc[c, 'count'] > 0: assert got[c] == plan.loc[c, 'target']      # exactly reached (single-label)
             else: assert got[c] == 0                                               # nothing to duplicate
@@ -103,11 +110,11 @@ def test_mix_synthetic_by_ratio(counts, ratio, seed):
                                           'group': [f'gen{i % 7}' for _ in CLASSES for i in range(80)], 'synthetic': True}))
     syn = syn[syn.label.isin(classes_of(df))]
     out = mix_synthetic(df, syn, ratio, seed=seed)
-    classes = classes_of(df)
+    classes, space = classes_of(df), LabelSpace.from_manifest(df)
     for f in (0, 1):
         tr = out[(out.fold == f) & (out.subset == 'train')]
-        real = class_counts(tr[~tr.synthetic], classes)
-        fake = class_counts(tr[tr.synthetic], classes)
+        real = class_counts(tr[~tr.synthetic], space)
+        fake = class_counts(tr[tr.synthetic], space)
         for c in classes:
             minority = 0 < real[c] < real.max()
             assert fake[c] == (math.floor(ratio * real[c] + 0.5) if minority else 0)
@@ -131,7 +138,7 @@ def test_subdbs_are_balanced_separately():
     b = expand(single([4, 20, 0, 0], groups=6, seed=1)).assign(subdb='B', path=lambda d: d['path'].str.replace('/x/', '/y/'))
     out = oversample(pd.concat([a, b], ignore_index=True), 1.0, seed=0)
     for sd, part in out[out.subset == 'train'].groupby(['subdb', 'fold']):
-        assert class_counts(part, ['a', 'b']).nunique() == 1, sd
+        assert class_counts(part, LabelSpace(classes=('a', 'b'))).nunique() == 1, sd
     dup = out[out.balance_source == 'oversample']
     assert dup[dup.subdb == 'A']['path'].str.startswith('/x/').all() and dup[dup.subdb == 'B']['path'].str.startswith('/y/').all()
 
@@ -158,15 +165,121 @@ def test_group_round_robin():
     assert new_a['group'].value_counts().to_dict() == {'g0': 2, 'g1': 2}   # the small patient is not swamped by the big one
 
 
-def test_apply_balance_and_config():
+# ---------------------------------------------------------------- one target-count calculation
+def test_samples_needed_one_answer_with_ceil():
+    "The input on which analysis.samples_needed said 7 and balance.plan_balance said 6: 0.55 x 100 is 55, so 6."
+    from audiokit.analysis import summarize
+    counts = pd.Series({'a': 100, 'b': 49})
+    assert samples_needed(counts, 0.55) == {'a': 0, 'b': 6}
+    df = single([100, 49, 0, 0])
+    assert plan_balance(df, 0.55).loc['b', 'needed'] == 6
+    assert summarize(df, 0.55)['samples_needed']['needed']['b'] == 6                 # was 7
+    assert samples_needed({'a': 10, 'b': 3}, 0.65) == {'a': 0, 'b': 4}                 # ceil(6.5) = 7: the target is reached
+    assert samples_needed({'a': 5, 'b': 5}) == {'a': 0, 'b': 0} and samples_needed({}) == {}
+    with pytest.raises(ConfigError, match='target_ratio'): samples_needed(counts, 1.2)
+    with pytest.raises(BalanceError, match='not a manifest'): samples_needed(df)
+    with pytest.raises(BalanceError, match='whole numbers'): samples_needed({'a': -1, 'b': 2})
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=st.lists(st.integers(0, 500), min_size=1, max_size=6), ratio=st.floats(0.0, 1.0))
+def test_samples_needed_reaches_and_not_beyond(counts, ratio):
+    c = pd.Series(counts, index=[f'c{i}' for i in range(len(counts))])
+    need = samples_needed(c, ratio)
+    top = max(counts)
+    for k, n in need.items():
+        assert n >= 0 and c[k] + n >= ratio * top - 1e-6                 # reached
+        assert n == 0 or c[k] + n - 1 < ratio * top                        # not one more than needed
+    assert need[c.idxmax()] == 0
+
+
+# ---------------------------------------------------------------- BalanceConfig: every option acts
+@pytest.fixture
+def fold():
     df = expand(single([40, 10, 4, 0], groups=6))
+    tr = df[(df.fold == 0) & (df.subset == 'train')]
+    held = df.loc[(df.fold == 0) & (df.subset != 'train'), 'group'].unique()
     syn = validate_manifest(pd.DataFrame({'path': [f'/gen/{i}.wav' for i in range(30)], 'label': ['b'] * 15 + ['c'] * 15,
                                           'group': 'gen', 'synthetic': True}))
-    out = apply_balance(df, BalanceConfig(method='oversample', synthetic_ratio=0.5, seed=2), syn)
-    assert out.synthetic.sum() > 0 and (out.balance_source == 'oversample').sum() > 0
-    dup = out[out.balance_source == 'oversample']
-    assert not dup.synthetic.any()                                        # oversampling copies real rows
+    return df, tr, held, syn, LabelSpace.from_manifest(df)
+
+
+def test_method_none_changes_nothing(fold):
+    df, tr, held, syn, space = fold
+    cfg = BalanceConfig(loss_weights='none')
+    assert apply_balance(tr, cfg, space).equals(tr) and sampler_weights(tr, cfg, space) is None and loss_weights(tr, cfg, space) is None
+    assert apply_balance(tr, BalanceConfig(), space).equals(tr)               # the default weights the loss only
+
+
+def test_method_oversample_and_target_ratio(fold):
+    df, tr, held, syn, space = fold
+    before = space.counts(tr)
+    full = apply_balance(tr, BalanceConfig(method='oversample'), space, seed=1)
+    half = apply_balance(tr, BalanceConfig(method='oversample', target_ratio=0.5), space, seed=1)
+    present = before[before > 0].index
+    assert space.counts(full)[present].nunique() == 1 and space.classes == ('a', 'b', 'c')
+    assert (space.counts(half) - before)[present].to_dict() == samples_needed(before[present], 0.5)
+    assert not half.equals(full) and full.equals(apply_balance(tr, BalanceConfig(method='oversample'), space, seed=1))
+    assert not full.equals(apply_balance(tr, BalanceConfig(method='oversample'), space, seed=2))
+    assert set(full.loc[full.balance_source == 'oversample', 'path']) <= set(tr['path'])
+    with pytest.raises(BalanceError, match='val/test rows'): apply_balance(df, BalanceConfig(method='oversample'), space)
+
+
+def test_synthetic_ratio(fold):
+    df, tr, held, syn, space = fold
+    out = apply_balance(tr, BalanceConfig(synthetic_ratio=0.5), space, syn, seed=0, held_out_groups=held)
+    before = space.counts(tr)
+    expect = {'a': 0, 'b': math.floor(0.5 * before['b'] + 0.5), 'c': math.floor(0.5 * before['c'] + 0.5)}
+    assert space.counts(out[out.synthetic]).to_dict() == expect
+    both = apply_balance(tr, BalanceConfig(method='oversample', synthetic_ratio=0.5), space, syn, seed=0)
+    assert both.synthetic.sum() > 0 and (both.balance_source == 'oversample').sum() > 0
+    assert not both[both.balance_source == 'oversample'].synthetic.any()          # oversampling copies real rows
+    with pytest.raises(BalanceError, match='needs a synthetic manifest'): apply_balance(tr, BalanceConfig(synthetic_ratio=0.5), space)
+    # synthetic rows made from a held-out (val/test) patient are never drawn for this fold
+    leaky = syn.assign(group=held[0])
+    with pytest.raises(BalanceError, match='pool has none'):
+        apply_balance(tr, BalanceConfig(synthetic_ratio=0.5), space, leaky, held_out_groups=held)
+
+
+def test_weighted_sampler_and_its_scheme(fold):
+    df, tr, held, syn, space = fold
+    w = sampler_weights(tr, BalanceConfig(method='weighted_sampler'), space)
+    assert w.dtype == torch.float64 and w.shape == (len(tr),)
+    per_class = pd.Series(w.numpy()).groupby(tr['label'].to_numpy()).sum()
+    assert per_class.max() / per_class.min() < 1 + 1e-6                          # inverse: every class the same total weight
+    ws = sampler_weights(tr, BalanceConfig(method='weighted_sampler', sampler_weights='sqrt_inverse'), space)
+    we = sampler_weights(tr, BalanceConfig(method='weighted_sampler', sampler_weights='effective', beta=0.9), space)
+    assert not torch.allclose(w, ws) and not torch.allclose(w, we)
+    assert sampler_weights(tr, BalanceConfig(method='oversample'), space) is None
+    with pytest.raises(BalanceError, match='val/test rows'): sampler_weights(df, BalanceConfig(method='weighted_sampler'), space)
+
+
+def test_loss_weights_and_pos_weight(fold):
+    df, tr, held, syn, space = fold
+    counts = space.counts(tr)
+    for m in ('inverse', 'sqrt_inverse', 'effective'):
+        assert torch.equal(loss_weights(tr, BalanceConfig(loss_weights=m), space), class_weights(counts, m))
+    assert torch.equal(loss_weights(tr, BalanceConfig(), space), class_weights(counts, 'inverse'))           # the default
+    assert not torch.allclose(loss_weights(tr, BalanceConfig(loss_weights='effective', beta=0.9), space),
+                              loss_weights(tr, BalanceConfig(loss_weights='effective'), space))
+    with pytest.raises(BalanceError, match='val/test rows'): loss_weights(df, BalanceConfig(), space)
+    ml = multi([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 1], [0, 0, 0]])
+    mls = LabelSpace.from_manifest(ml)
+    pw = loss_weights(ml, BalanceConfig(), mls)
+    assert torch.allclose(pw, torch.tensor([2 / 3, 4 / 1, 4 / 1])) and torch.equal(pw, pos_weights(ml, mls))   # negatives / positives
+    assert torch.allclose(loss_weights(ml, BalanceConfig(loss_weights='sqrt_inverse'), mls), pw.sqrt())
+    with pytest.raises(BalanceError, match='single-label'): loss_weights(ml, BalanceConfig(loss_weights='effective'), mls)
+
+
+def test_config_refuses_settings_that_would_not_act():
+    with pytest.raises(ConfigError, match="only acts with method='oversample'"): BalanceConfig(target_ratio=0.5)
+    with pytest.raises(ConfigError, match="only acts with method='weighted_sampler'"): BalanceConfig(sampler_weights='sqrt_inverse')
+    with pytest.raises(ConfigError, match="'effective' scheme"): BalanceConfig(beta=0.9)
+    with pytest.raises(ConfigError, match="'effective' scheme"): BalanceConfig(method='weighted_sampler', beta=0.9)
+    with pytest.raises(ConfigError, match='is not one of'): BalanceConfig(method='class_weights')
     with pytest.raises(ConfigError, match='unknown setting'): BalanceConfig.from_dict({'ratio': 1})
+    cfg = BalanceConfig(method='weighted_sampler', sampler_weights='effective', beta=0.99, loss_weights='sqrt_inverse', synthetic_ratio=0.5)
+    assert BalanceConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_cli_plan_oversample_mix(tmp_path, capsys):

@@ -16,9 +16,10 @@ import torch
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from audiokit.core import (AudioConfig, AudioKitError, Config, ConfigError, ExperimentConfig, FeatureConfig, InferenceConfig,
-                           ModelConfig, ResultExistsError, TrainConfig, atomic_path, atomic_write_bytes, atomic_write_json,
+from audiokit.core import (AudioConfig, AudioKitError, Config, ConfigError, FeatureConfig, InferenceConfig, ModelConfig,
+                           ResultExistsError, TrainConfig, WindowConfig, atomic_path, atomic_write_bytes, atomic_write_json,
                            atomic_write_text, make_generator, make_run_dir, seed_everything)
+from audiokit.spec import RunSpec
 
 HSET = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 finite = dict(allow_nan=False, allow_infinity=False)
@@ -44,18 +45,30 @@ def feature_cfgs(draw):
 
 model_cfgs = st.builds(ModelConfig, name=st.text(min_size=1, max_size=20), num_classes=st.integers(1, 1000), multi_label=st.booleans(),
                        pretrained=st.none() | st.text(max_size=30), in_channels=st.integers(1, 3), dropout=st.floats(0, 0.99, **finite),
-                       width=st.integers(1, 512))
+                       width=st.integers(1, 512),
+                       model_kwargs=st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=10) | st.booleans(), max_size=3))
 train_cfgs = st.builds(TrainConfig, epochs=st.integers(1, 500), batch_size=st.integers(1, 1024), lr=st.floats(1e-8, 10, **finite),
                        weight_decay=st.floats(0, 1, **finite), scheduler=st.sampled_from(['cosine', 'onecycle', 'none']),
-                       loss=st.sampled_from(['ce', 'weighted_ce', 'focal', 'bce']), focal_gamma=st.floats(0, 5, **finite),
-                       balance=st.sampled_from(['none', 'weighted_sampler', 'oversample']), patience=st.integers(1, 100),
+                       loss=st.sampled_from(['ce', 'focal']), focal_gamma=st.floats(0, 5, **finite),
+                       early_stopping_metric=st.sampled_from(['balanced_accuracy', 'macro_f1', 'loss']), patience=st.integers(1, 100),
                        grad_clip=st.none() | st.floats(1e-3, 100, **finite), amp=st.booleans(), seed=st.integers(0, 2**32 - 1),
-                       num_workers=st.integers(0, 8), use_fold_column=st.booleans(), val_fraction=st.floats(0, 0.99, **finite))
+                       num_workers=st.integers(0, 8), device=st.sampled_from(['auto', 'cpu', 'cuda', 'mps']))
 inference_cfgs = st.builds(InferenceConfig, batch_size=st.integers(1, 512), top_k=st.integers(1, 50),
-                           device=st.sampled_from(['auto', 'cpu', 'cuda', 'mps']), threshold=st.floats(0.001, 0.999, **finite))
-experiment_cfgs = st.builds(ExperimentConfig, name=st.text(min_size=1, max_size=30), audio=audio_cfgs, features=feature_cfgs(),
-                            model=model_cfgs, train=train_cfgs, inference=inference_cfgs)
-any_cfg = st.one_of(audio_cfgs, feature_cfgs(), model_cfgs, train_cfgs, inference_cfgs, experiment_cfgs)
+                           device=st.sampled_from(['auto', 'cpu', 'cuda', 'mps']))
+
+
+@st.composite
+def window_cfgs(draw):
+    lo = draw(st.floats(1e-3, 30, **finite))
+    return WindowConfig(seconds=draw(st.none() | st.floats(1e-3, 60, **finite)), min_seconds=lo, max_seconds=draw(st.floats(lo, 60, **finite)),
+                        hop=draw(st.floats(1e-3, 1, **finite)), aggregate=draw(st.sampled_from(['mean', 'max'])),
+                        train_crop=draw(st.sampled_from(['random', 'center'])))
+
+
+# a nested config: the run spec, its core sections drawn (the others, owned by their modules, at their defaults)
+run_specs = st.builds(RunSpec, name=st.text(min_size=1, max_size=30), audio=audio_cfgs, window=window_cfgs(), features=feature_cfgs(),
+                      model=model_cfgs, train=train_cfgs)
+any_cfg = st.one_of(audio_cfgs, feature_cfgs(), window_cfgs(), model_cfgs, train_cfgs, inference_cfgs, run_specs)
 
 
 # ------------------------------------------------------------------ config round trips
@@ -70,24 +83,24 @@ def test_dict_json_yaml_round_trip(cfg):
 
 
 @HSET
-@given(cfg=experiment_cfgs, suffix=st.sampled_from(['.json', '.yaml', '.yml']))
+@given(cfg=run_specs, suffix=st.sampled_from(['.json', '.yaml', '.yml']))
 def test_save_load_round_trip(tmp_path_factory, cfg, suffix):
     p = tmp_path_factory.mktemp('cfg') / f'exp{suffix}'
     cfg.save(p)
-    assert ExperimentConfig.load(p) == cfg
+    assert RunSpec.load(p) == cfg
     with pytest.raises(ResultExistsError): cfg.save(p)
     cfg.replace(name='other').save(p, overwrite=True)
-    assert ExperimentConfig.load(p).name == 'other'
+    assert RunSpec.load(p).name == 'other'
 
 
 def test_defaults_are_valid_and_stable():
-    for cls in (AudioConfig, FeatureConfig, ModelConfig, TrainConfig, InferenceConfig, ExperimentConfig):
+    for cls in (AudioConfig, FeatureConfig, WindowConfig, ModelConfig, TrainConfig, InferenceConfig, RunSpec):
         c = cls()
         assert cls.from_dict({}) == c and cls.from_dict(c.to_dict()).hash() == c.hash()
 
 
 # ------------------------------------------------------------------ refusals
-@pytest.mark.parametrize('cls', [AudioConfig, FeatureConfig, ModelConfig, TrainConfig, InferenceConfig, ExperimentConfig])
+@pytest.mark.parametrize('cls', [AudioConfig, FeatureConfig, WindowConfig, ModelConfig, TrainConfig, InferenceConfig, RunSpec])
 def test_unknown_keys_refused(cls):
     with pytest.raises(ConfigError) as ei: cls.from_dict({'no_such_setting': 1})
     msg = str(ei.value)
@@ -97,7 +110,7 @@ def test_unknown_keys_refused(cls):
 
 def test_unknown_nested_key_refused():
     with pytest.raises(ConfigError, match='smaple_rate'):
-        ExperimentConfig.from_dict({'audio': {'smaple_rate': 16000}})
+        RunSpec.from_dict({'audio': {'smaple_rate': 16000}})
 
 
 @pytest.mark.parametrize('cls,key,value', [
@@ -106,7 +119,8 @@ def test_unknown_nested_key_refused():
     (FeatureConfig, 'image_size', 'big'), (FeatureConfig, 'kind', 'cqt'), (FeatureConfig, 'n_mels', None),
     (TrainConfig, 'epochs', '10'), (TrainConfig, 'lr', 'high'), (TrainConfig, 'amp', 1.0),
     (ModelConfig, 'num_classes', [2]), (InferenceConfig, 'top_k', {'k': 1}),
-    (ExperimentConfig, 'audio', 5), (ExperimentConfig, 'name', 3),
+    (WindowConfig, 'aggregate', 'median'), (WindowConfig, 'seconds', 'long'),
+    (RunSpec, 'audio', 5), (RunSpec, 'name', 3),
 ])
 def test_bad_types_refused(cls, key, value):
     with pytest.raises(ConfigError) as ei: cls.from_dict({key: value})
@@ -116,7 +130,8 @@ def test_bad_types_refused(cls, key, value):
 @pytest.mark.parametrize('cls,key,value', [
     (AudioConfig, 'sample_rate', 50), (AudioConfig, 'duration', 0.0), (AudioConfig, 'target_peak', 1.5),
     (FeatureConfig, 'n_fft', 8), (FeatureConfig, 'channels', 2), (TrainConfig, 'lr', 0.0),
-    (TrainConfig, 'val_fraction', 1.0), (ModelConfig, 'dropout', 1.0), (InferenceConfig, 'threshold', 1.0),
+    (TrainConfig, 'epochs', 0), (ModelConfig, 'dropout', 1.0), (InferenceConfig, 'top_k', 0),
+    (WindowConfig, 'hop', 1.5), (WindowConfig, 'seconds', 0.0), (WindowConfig, 'min_seconds', 10.0),
 ])
 def test_out_of_range_refused(cls, key, value):
     with pytest.raises(ConfigError) as ei: cls.from_dict({key: value})

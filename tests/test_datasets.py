@@ -1,5 +1,8 @@
-"""Manifest validation (fault injection), adapters on generated fixtures, the ICBHI round trip (property test), real data when present."""
+"""Dataset adapters on generated fixtures (fault injection), the ICBHI round trip (property test), the adapter registry
+(a user's own layout, the CLI's formats), real data when present."""
+import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,68 +11,12 @@ import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from audiokit.core import ResultExistsError, find_shared_data
-from audiokit.datasets import (IMBALMED_COMBINED, IMBALMED_SPLITS, IMBALMED_SURVEY, MANIFEST_COLUMNS, BuildResult, IcbhiRecording,
-                               ManifestError, build_bmdhs, build_csv, build_esc10, build_esc50, build_folder, build_icbhi,
-                               build_imbalmed, classes_of, is_multilabel, label_matrix, load_dataset, make_bmdhs_fixture,
-                               make_esc50_fixture, make_icbhi_fixture, make_imbalmed_fixture, read_manifest, validate_manifest,
-                               write_icbhi, write_manifest)
-
-
-@pytest.fixture
-def wav(tmp_path):
-    p = tmp_path / 'a.wav'
-    sf.write(p, np.zeros(8000, np.float32), 8000)   # 1.0 s
-    return p
-
-
-def _good(wav):
-    return pd.DataFrame({'path': [str(wav)] * 3, 'label': ['x', 'y', 'x'], 'start': [0.0, 0.2, 0.5], 'end': [0.2, 0.5, 1.0],
-                         'group': ['p1', 'p1', 'p2'], 'fold': [0, 1, 1], 'subset': ['', '', '']})
-
-
-def test_valid_manifest_round_trips_csv_and_parquet(tmp_path, wav):
-    m = validate_manifest(_good(wav), check_files=True, check_lengths=True)
-    assert list(m.columns) == list(MANIFEST_COLUMNS)
-    for name in ('m.csv', 'm.parquet'):
-        p = write_manifest(m, tmp_path / name)
-        pd.testing.assert_frame_equal(read_manifest(p, check_files=True), m)
-        with pytest.raises(ResultExistsError): write_manifest(m, p)
-
-
-@pytest.mark.parametrize('change, match', [
-    (lambda d: d.drop(columns=['label']), "missing required column(s) ['label']"),
-    (lambda d: d.assign(end=[0.2, 0.1, 1.0]), 'row 1: end 0.1 s is not after start 0.2 s'),
-    (lambda d: d.assign(end=[0.2, 0.5, 1.5]), "row 2: cycle [0.5, 1.5) s ends beyond the file's length 1.000 s"),
-    (lambda d: d.assign(label=['x', 'y', 'z']), "row 2: unknown label 'z'"),
-    (lambda d: d.assign(path=['a.wav', 'gone.wav', 'a.wav']), 'row 1: audio file not found'),
-    (lambda d: d.assign(start=['0', 'soon', '0.5']), "row 1: 'start' is 'soon', not a number of seconds"),
-    (lambda d: d.assign(subset=['train', 'dev', '']), "row 1: subset 'dev' is not one of"),
-    (lambda d: d.assign(fold=[0, -3, 1]), 'row 1: fold -3 is negative'),
-    (lambda d: d.assign(label=['x', '', 'x']), "row 1: empty 'label'"),
-])
-def test_bad_manifests_name_file_and_row(wav, change, match):
-    bad = change(_good(wav))
-    with pytest.raises(ManifestError) as e:
-        validate_manifest(bad, source='my.csv', classes=['x', 'y'], root=wav.parent, check_files=True, check_lengths=True)
-    assert match in str(e.value) and str(e.value).startswith('my.csv')
-
-
-def test_read_manifest_resolves_relative_paths_and_reports_line(tmp_path, wav):
-    (tmp_path / 'm.csv').write_text('path,label,end\na.wav,x,0.5\na.wav,y,-1\n')
-    with pytest.raises(ManifestError, match=r'm.csv row 1: end -1.0 s is not after start 0.0 s'):
-        read_manifest(tmp_path / 'm.csv')
-    (tmp_path / 'm.csv').write_text('path,label\na.wav,x\n')
-    assert read_manifest(tmp_path / 'm.csv', check_files=True)['path'].tolist() == [str(wav.resolve())]
-
-
-def test_multilabel_helpers():
-    d = pd.DataFrame({'path': ['a', 'b', 'c'], 'label': ['AS+MR', 'none', 'N'], 'label_MR': [1, 0, 0], 'label_AS': [1, 0, 0], 'label_N': [0, 0, 1]})
-    v = validate_manifest(d)
-    assert is_multilabel(v) and classes_of(v) == ['AS', 'MR', 'N']
-    assert label_matrix(v).tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 1]]
-    with pytest.raises(ManifestError, match="row 2: label 'MR' disagrees"):
-        validate_manifest(d.assign(label=['AS+MR', 'none', 'MR']))
+from audiokit.core import ADAPTERS, ResultExistsError, find_shared_data, import_plugins
+from audiokit.datasets import (BMDHS, IMBALMED_COMBINED, IMBALMED_SPLITS, IMBALMED_SURVEY, IcbhiRecording, build_bmdhs, build_csv,
+                               build_esc10, build_esc50, build_folder, build_icbhi, build_imbalmed, load_dataset, write_icbhi)
+from audiokit.fixtures import make_bmdhs_fixture, make_esc50_fixture, make_icbhi_fixture, make_imbalmed_fixture
+from audiokit.labels import ICBHI, classes_of, is_multilabel
+from audiokit.manifest import ManifestError, read_manifest
 
 
 cycles = st.lists(st.tuples(st.floats(0, 3, allow_nan=False), st.floats(0.001, 1.5, allow_nan=False), st.integers(0, 1), st.integers(0, 1)),
@@ -88,6 +35,7 @@ def test_icbhi_write_read_round_trip_is_exact(tmp_path_factory, cyc, patient):
     assert (m['start'].to_numpy() == a[:, 0]).all() and (m['end'].to_numpy() == a[:, 1]).all()
     assert (m[['crackles', 'wheezes']].to_numpy() == a[:, 2:]).all()
     assert set(m['subset']) == {'test'} and set(m['diagnosis']) == {'COPD'} and set(m['group']) == {str(patient)}
+    assert (m['label'].to_numpy() == ICBHI.decode(ICBHI.encode(m['label']))).all()
 
 
 def test_icbhi_faults_are_reported_not_dropped_silently(tmp_path):
@@ -119,6 +67,7 @@ def test_bmdhs_fixture_reports_quirks(tmp_path):
     assert len(r.manifest) == 3 * 8 - 1 and r.manifest['group'].nunique() == 3
     assert len(r.report()['unlabelled_files']) == 9 and len(r.report()['listed_without_file']) == 1
     assert set(r.manifest['position']) == {'sit', 'sup'} and is_multilabel(r.manifest)
+    assert r.labels is BMDHS and r.report()['classes'] == list(BMDHS.classes)
 
 
 def test_imbalmed_expansion_matches_the_seed(tmp_path):
@@ -171,7 +120,7 @@ def test_folder_and_csv_adapters(tmp_path):
     d.to_csv(tmp_path / 'l.csv', index=False)
     m = build_csv(tmp_path / 'l.csv', path_col='f', label_col=None, label_cols=['AS', 'MR'], group_col='who').manifest
     assert m['label'].tolist() == ['AS', 'none', 'AS+MR'] and classes_of(m) == ['AS', 'MR']
-    with pytest.raises(ManifestError, match="unknown format 'nope'"):
+    with pytest.raises(ManifestError, match="unknown format 'nope'; registered adapters: "):
         load_dataset(tmp_path, 'nope')
 
 
@@ -179,7 +128,62 @@ def test_build_result_save(tmp_path):
     r = build_esc50(make_esc50_fixture(tmp_path / 'd'))
     paths = r.save(tmp_path / 'out')
     assert read_manifest(paths['manifest']).shape == r.manifest.shape
+    assert load_dataset(paths['manifest'], 'manifest').manifest.equals(read_manifest(paths['manifest']))
     with pytest.raises(ResultExistsError): r.save(tmp_path / 'out')
+
+
+def test_icbhi_uses_the_icbhi_label_space(tmp_path):
+    make_icbhi_fixture(tmp_path, patients=3, recordings=2, cycles=6, seed=4)
+    r = build_icbhi(tmp_path)
+    assert r.labels is ICBHI and r.report()['classes'] == ['normal', 'crackle', 'wheeze', 'both']
+    want = np.asarray(ICBHI.classes, dtype=object)[r.manifest['crackles'] + 2 * r.manifest['wheezes']]
+    assert (r.manifest['label'].to_numpy() == want).all()
+
+
+PLUGIN = """
+import os
+from pathlib import Path
+import pandas as pd
+from audiokit.core import ADAPTERS
+from audiokit.manifest import dropped_rows, finish_build
+
+@ADAPTERS.register('test_takes')
+def build_takes(root, name='takes'):
+    s = pd.Series(sorted(str(p) for p in Path(root).glob('*.wav')), dtype=object)
+    parts = s.str.rsplit(os.sep, n=1).str[-1].str.extract(r'^(?P<speaker>\\w+)-(?P<label>\\w+)-\\d+\\.wav$')
+    ok = parts['label'].notna()
+    rows = pd.DataFrame({'path': s[ok], 'label': parts.loc[ok, 'label'], 'group': parts.loc[ok, 'speaker']})
+    return finish_build(name, rows, [dropped_rows(s[~ok], 'bad name')])
+"""
+
+
+@pytest.fixture
+def user_plugin(tmp_path, monkeypatch):
+    (tmp_path / 'plug').mkdir()
+    (tmp_path / 'plug' / 'my_takes_adapter.py').write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path / 'plug'))
+    yield 'my_takes_adapter'
+    ADAPTERS._items.pop('test_takes', None)
+    sys.modules.pop('my_takes_adapter', None)
+
+
+def test_a_users_adapter_registered_in_their_module_is_loaded_by_name(tmp_path, user_plugin):
+    assert 'test_takes' not in ADAPTERS
+    import_plugins([user_plugin])
+    for n in ('ann-yes-1', 'ann-no-1', 'bob-yes-2', 'untitled'):
+        sf.write(tmp_path / f'{n}.wav', np.zeros(100, np.float32), 1000)
+    r = load_dataset(tmp_path, 'test_takes')
+    assert len(r.manifest) == 3 and set(r.manifest['group']) == {'ann', 'bob'} and r.dropped['reason'].tolist() == ['bad name']
+    assert 'test_takes' in ADAPTERS.names()
+
+
+def test_analyze_cli_offers_the_registered_formats():
+    from audiokit.cli import build_parser
+    p = build_parser('analyze')
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    fmt = next(a for a in sub.choices['analyze']._actions if a.dest == 'format')
+    assert set(fmt.choices) == set(ADAPTERS.names())
+    assert {'icbhi', 'esc50', 'esc10', 'bmdhs', 'imbalmed', 'folder', 'csv', 'manifest'} <= set(fmt.choices)
 
 
 @pytest.mark.needs_shared_data

@@ -6,10 +6,10 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-librosa = pytest.importorskip('librosa')
+import librosa
 
 from audiokit.core import FeatureConfig, find_shared_data
-from audiokit.features import (FeatureError, FeatureExtractor, deltas, log_mel, mfcc, pitch_track, frame_signal,
+from audiokit.features import (FRAME_SCALARS, FeatureError, FeatureExtractor, deltas, log_mel, mfcc, pitch_track, frame_signal,
                                power_spectrogram, spectral_bandwidth, spectral_centroid, spectral_rolloff, zero_crossing_rate, rms)
 
 LOGMEL_TOL_DB = 1e-2   # stated in 06_features
@@ -147,3 +147,59 @@ def test_gpu_matches_cpu(kind):
     a, b = cpu(x), gpu(x.cuda())
     assert b.is_cuda and b.dtype == torch.float32
     assert torch.allclose(a, b.cpu(), atol=2e-2, rtol=1e-3)
+
+
+def test_forward_is_differentiable_and_trains_inside_a_sequential():
+    """FeatureExtractor is an ordinary module: no inference mode inside forward (the old code ran under
+    torch.inference_mode, so backward through it failed and a composed model could not train)."""
+    torch.manual_seed(0)
+    gain = torch.nn.Parameter(torch.tensor(1.0))
+    fx = FeatureExtractor(FeatureConfig(kind='logmel', n_fft=256, hop_length=128, n_mels=16, normalize='none'), 8000)
+    head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model = torch.nn.Sequential(fx, head)
+    x, y = 0.1 * torch.randn(4, 4000), torch.tensor([0, 1, 0, 1])
+    loss = torch.nn.functional.cross_entropy(model(gain * x), y)
+    loss.backward()
+    assert gain.grad is not None and torch.isfinite(gain.grad) and gain.grad != 0
+    model = torch.nn.Sequential(FeatureExtractor(fx.cfg.replace(normalize='example'), 8000), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(10):
+        opt.zero_grad(); l = torch.nn.functional.cross_entropy(model(x), y); l.backward(); opt.step(); losses.append(l.item())
+    assert losses[-1] < losses[0]
+    with torch.inference_mode(): assert fx(x).is_inference()       # the caller chooses inference mode
+
+
+@pytest.mark.parametrize('kind', ['logmel', 'frames'])
+def test_dataset_stats_are_state_dict_buffers(kind):
+    cfg = FeatureConfig(kind=kind, n_fft=256, hop_length=128, n_mels=16, n_mfcc=8, normalize='dataset')
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4000, generator=g)
+    fx = FeatureExtractor(cfg, 8000).fit_stats([x])
+    sd = fx.state_dict()
+    assert set(sd) == {'stats_mean', 'stats_std'}
+    fresh = FeatureExtractor(cfg, 8000)
+    fresh.load_state_dict(sd)                       # the old code refused these keys as unexpected
+    assert torch.equal(fresh(x), fx(x))
+    wrapped = torch.nn.Sequential(FeatureExtractor(cfg, 8000))
+    wrapped.load_state_dict(torch.nn.Sequential(fx).state_dict())
+    assert torch.equal(wrapped(x), fx(x))
+    with pytest.raises(RuntimeError, match='stats_mean'):
+        FeatureExtractor(cfg, 8000).load_state_dict({'stats_mean': sd['stats_mean']})
+
+
+def test_silence_of_logmel_equals_zero_padded_audio():
+    fx = FeatureExtractor(FeatureConfig(kind='logmel', n_fft=256, hop_length=64, n_mels=24, normalize='none'), 8000)
+    x = 0.3 * torch.randn(2, 2000, generator=torch.Generator().manual_seed(1))
+    padded = fx.raw(torch.nn.functional.pad(x, (0, 2000)))[..., -20:]
+    assert torch.allclose(padded, fx.silence(fx.raw(x)).expand_as(padded), atol=1e-4)
+    for kind in ('mfcc', 'frames', 'waveform'):
+        k = FeatureExtractor(FeatureConfig(kind=kind, n_fft=256, hop_length=64, n_mels=24, n_mfcc=8), 8000)
+        r = k.raw(x); s = k.silence(r)
+        assert s.shape[k.time_axis] == 1 and torch.cat([r, s], k.time_axis).shape[k.time_axis] == r.shape[k.time_axis] + 1
+    fr = FeatureExtractor(FeatureConfig(kind='frames', n_fft=256, hop_length=64, n_mels=24, n_mfcc=8), 8000)
+    s = fr.silence(fr.raw(x))[0, 0]
+    tail = fr.raw(torch.nn.functional.pad(x, (0, 2000)))[0, -10:]
+    scal = slice(len(fr.feature_names) - len(FRAME_SCALARS), None)
+    assert torch.allclose(tail[:, scal], s[scal].expand_as(tail[:, scal]), atol=1e-5)   # the frame scalars of silence
+    assert torch.allclose(tail[:, 8:24], s[8:24].expand_as(tail[:, 8:24]), atol=1e-4)    # deltas of silence are 0

@@ -1,4 +1,4 @@
-"""The AudioLDM2 and Stable Audio Open paths of `audiokit.generate`, run end to end on tiny, randomly
+"""The AudioLDM2 and Stable Audio Open paths of `audiokit.generate_backends` and `audiokit.generate`, run end to end on tiny, randomly
 initialised pipelines built offline (component configs follow diffusers' own fast tests, shrunk; the
 tokenizers come from vocabularies written here). Each pipeline is saved with `save_pretrained`, loaded
 back through `load_pipeline(folder)` (local files only) and sampled on CPU with `generate_batch` and
@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiokit import generate as G
+from audiokit import generate as G, generate_backends as B, generate_quality as Q
 
 HAS_TORCHSDE = importlib.util.find_spec('torchsde') is not None    # Stable Audio Open's scheduler needs it (not in constraints.txt)
 PROMPTS = ['fine crackles, inspiration', 'wheeze', 'coarse crackles and a wheeze']   # of different T5 lengths
@@ -42,7 +42,7 @@ def tiny_audioldm2(save_dir, seed=0):
                               RobertaTokenizer, SpeechT5HifiGan, SpeechT5HifiGanConfig)
     from diffusers import AudioLDM2Pipeline, AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel, AutoencoderKL, DDIMScheduler
     with tempfile.TemporaryDirectory() as td:
-        tok = RobertaTokenizer.from_pretrained(G._tiny_tokenizer_files(Path(td)), model_max_length=77)
+        tok = RobertaTokenizer.from_pretrained(B._tiny_tokenizer_files(Path(td)), model_max_length=77)
     tok2 = t5_tokenizer(32)
     torch.manual_seed(seed)
     unet = AudioLDM2UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
@@ -106,14 +106,14 @@ def sa_dir(tmp_path_factory):
     return d
 
 
-def check_batch_equals_singles(pipe, cfg, seeds=(11, 12, 13)):
-    waves, sr = G.generate_batch(pipe, PROMPTS, list(seeds), cfg)
+def check_batch_equals_singles(pipe, kw, seeds=(11, 12, 13)):
+    waves, sr = B.generate_batch(pipe, PROMPTS, list(seeds), **kw)
     for p, s, w in zip(PROMPTS, seeds, waves):
-        one, sr1 = G.generate_batch(pipe, [p], [s], cfg)
+        one, sr1 = B.generate_batch(pipe, [p], [s], **kw)
         assert sr1 == sr and one[0].shape == w.shape
         assert torch.allclose(one[0], w, atol=1e-5), (p, float((one[0] - w).abs().max()))
-    again, _ = G.generate_batch(pipe, PROMPTS[:1], [seeds[0]], cfg)
-    other, _ = G.generate_batch(pipe, PROMPTS[:1], [seeds[0] + 1], cfg)
+    again, _ = B.generate_batch(pipe, PROMPTS[:1], [seeds[0]], **kw)
+    other, _ = B.generate_batch(pipe, PROMPTS[:1], [seeds[0] + 1], **kw)
     assert torch.equal(again[0], waves[0]) or torch.allclose(again[0], waves[0], atol=1e-6)
     assert not torch.allclose(other[0], waves[0], atol=1e-4)       # the seed matters
     return waves, sr
@@ -123,28 +123,28 @@ def check_batch_equals_singles(pipe, cfg, seeds=(11, 12, 13)):
 
 def test_audioldm2_loads_from_folder(a2_dir):
     assert json.loads((a2_dir / 'model_index.json').read_text())['_class_name'] == 'AudioLDM2Pipeline'
-    assert G.pipeline_class_name(a2_dir) == 'AudioLDM2Pipeline'
-    pipe = G.load_pipeline(a2_dir, device='cpu')
+    assert B.pipeline_class_name(a2_dir) == 'AudioLDM2Pipeline'
+    pipe = B.load_pipeline(a2_dir, device='cpu')
     assert type(pipe).__name__ == 'AudioLDM2Pipeline' and pipe.unet.dtype == torch.float32
-    assert G.pipeline_sample_rate(pipe) == 16000
+    assert B.pipeline_sample_rate(pipe) == 16000
 
 
 def test_audioldm2_generate_batch(a2_dir):
-    pipe = G.load_pipeline(a2_dir, device='cpu')
-    cfg = G.GenerationConfig(num_inference_steps=2, duration=0.5)
+    pipe = B.load_pipeline(a2_dir, device='cpu')
+    kw = dict(steps=2, duration=0.5)
     assert len({len(t) for t in pipe.tokenizer_2(PROMPTS).input_ids}) >= 2     # the prompts pad differently in T5
-    waves, sr = check_batch_equals_singles(pipe, cfg)
+    waves, sr = check_batch_equals_singles(pipe, kw)
     assert sr == 16000 and len(waves) == 3
     for w in waves:
         assert w.shape == (1, 8000) and w.dtype == torch.float32 and torch.isfinite(w).all()
-        assert G.quality_check(w) is None
-    neg, _ = G.generate_batch(pipe, PROMPTS[:2], [11, 12], G.GenerationConfig(num_inference_steps=2, duration=0.5, negative_prompt='static noise'))
+        assert Q.quality_check(w) is None
+    neg, _ = B.generate_batch(pipe, PROMPTS[:2], [11, 12], **kw, negative_prompt='static noise')
     assert [w.shape for w in neg] == [(1, 8000)] * 2 and all(torch.isfinite(w).all() for w in neg)
     assert not torch.allclose(neg[0], waves[0], atol=1e-4)             # the negative prompt is used
 
 
 def test_audioldm2_generate_synthetic(a2_dir, tmp_path):
-    pipe = G.load_pipeline(a2_dir, device='cpu')
+    pipe = B.load_pipeline(a2_dir, device='cpu')
     cfg = G.GenerationConfig(model=str(a2_dir), num_inference_steps=2, duration=0.5, batch_size=3, sample_rate=8000)
     s = G.generate_synthetic(tmp_path / 'o', {1: 2, 2: 1}, cfg, pipe=pipe, progress=False)
     assert s['present'] == {'1': 2, '2': 1} and s['missing'] == {}
@@ -157,30 +157,30 @@ def test_audioldm2_generate_synthetic(a2_dir, tmp_path):
 # ---------------------------------------------------------------- Stable Audio
 
 def test_stable_audio_loads_from_folder(sa_dir):
-    assert G.pipeline_class_name(sa_dir) == 'StableAudioPipeline'
-    pipe = G.load_pipeline(sa_dir, device='cpu')
+    assert B.pipeline_class_name(sa_dir) == 'StableAudioPipeline'
+    pipe = B.load_pipeline(sa_dir, device='cpu')
     assert type(pipe).__name__ == 'StableAudioPipeline' and pipe.transformer.dtype == torch.float32
-    assert G.pipeline_sample_rate(pipe) == 1024
+    assert B.pipeline_sample_rate(pipe) == 1024
     expected = 'CosineDPMSolverMultistepScheduler' if HAS_TORCHSDE else 'EDMDPMSolverMultistepScheduler'
     assert type(pipe.scheduler).__name__ == expected
 
 
 def test_stable_audio_generate_batch(sa_dir):
-    pipe = G.load_pipeline(sa_dir, device='cpu')
-    cfg = G.GenerationConfig(num_inference_steps=3, duration=0.5)
-    waves, sr = check_batch_equals_singles(pipe, cfg)
+    pipe = B.load_pipeline(sa_dir, device='cpu')
+    kw = dict(steps=3, duration=0.5)
+    waves, sr = check_batch_equals_singles(pipe, kw)
     assert sr == 1024 and len(waves) == 3
     for w in waves:
         assert w.shape == (2, 512) and w.dtype == torch.float32 and torch.isfinite(w).all()   # stereo, audio_end_in_s honoured
-    neg, _ = G.generate_batch(pipe, PROMPTS[:2], [11, 12], G.GenerationConfig(num_inference_steps=3, duration=0.5, negative_prompt='static noise'))
+    neg, _ = B.generate_batch(pipe, PROMPTS[:2], [11, 12], **kw, negative_prompt='static noise')
     assert [w.shape for w in neg] == [(2, 512)] * 2 and all(torch.isfinite(w).all() for w in neg)
     assert not torch.allclose(neg[0], waves[0], atol=1e-4)
-    long, _ = G.generate_batch(pipe, PROMPTS[:1], [11], G.GenerationConfig(num_inference_steps=3, duration=0.75))
+    long, _ = B.generate_batch(pipe, PROMPTS[:1], [11], steps=3, duration=0.75)
     assert long[0].shape == (2, 768)
 
 
 def test_stable_audio_generate_synthetic_is_mono(sa_dir, tmp_path):
-    pipe = G.load_pipeline(sa_dir, device='cpu')
+    pipe = B.load_pipeline(sa_dir, device='cpu')
     cfg = G.GenerationConfig(model=str(sa_dir), num_inference_steps=2, duration=0.5, batch_size=2, sample_rate=4000)
     s = G.generate_synthetic(tmp_path / 'o', {3: 3}, cfg, pipe=pipe, progress=False)
     assert s['present'] == {'3': 3} and s['missing'] == {}
@@ -198,5 +198,5 @@ def test_stable_audio_without_torchsde_names_the_missing_package(tmp_path):
                                                     'scheduler': ['diffusers', 'CosineDPMSolverMultistepScheduler']}))
     (d / 'scheduler').mkdir()
     (d / 'scheduler' / 'scheduler_config.json').write_text(json.dumps({'_class_name': 'CosineDPMSolverMultistepScheduler'}))
-    with pytest.raises(G.GenerateError, match='torchsde'):
-        G.load_pipeline(d, device='cpu')
+    with pytest.raises(B.GenerateError, match='torchsde'):
+        B.load_pipeline(d, device='cpu')

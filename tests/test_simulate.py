@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from audiokit.core import ConfigError, ResultExistsError, make_generator
-from audiokit.simulate import (ICBHI_CLASSES, SimulatorConfig, simulate_icbhi, inject_events, wheeze, crackle, breath_cycle)
+from audiokit.labels import ICBHI
+from audiokit.simulate import (SimulatorConfig, simulate_icbhi, inject_events, wheeze, crackle, breath_cycle)
 
 SMALL = dict(n_patients=6, recordings_per_patient=2, recording_duration=8.0)
 
@@ -33,7 +34,7 @@ def test_configured_proportions_and_sample_rate(tmp_path):
     cfg = SimulatorConfig(n_patients=10, recordings_per_patient=2, recording_duration=20.0, sample_rate=8000,
                           class_proportions=(0.4, 0.3, 0.2, 0.1), seed=2)
     df = simulate_icbhi(tmp_path / 's', cfg)
-    got = df.label.value_counts(normalize=True).reindex(list(ICBHI_CLASSES)).to_numpy()
+    got = df.label.value_counts(normalize=True).reindex(list(ICBHI.classes)).to_numpy()
     assert np.abs(got - np.array(cfg.class_proportions)).max() <= 1 / len(df) + 1e-9   # exact up to rounding
     info = sf.info(df.path.iloc[0])
     assert info.samplerate == 8000 and abs(info.duration - 20.0) < 1e-3
@@ -74,7 +75,7 @@ def test_event_generators():
         assert 100 <= f <= 1100, f        # fundamental or a harmonic of a 150-800 Hz tone, after glide
         assert len(crackle(sr, rng, 'fine')) / sr < 0.02
     x = breath_cycle(2.0, sr, make_generator(0, 'numpy'))
-    for kind in ICBHI_CLASSES:
+    for kind in ICBHI.classes:
         y, ev = inject_events(x, sr, kind, make_generator(1, 'numpy'), return_events=True)
         assert y.shape == x.shape and np.isfinite(y).all()
         assert ('crackle' in kind or kind == 'both') == any('crackle' in e['type'] for e in ev)

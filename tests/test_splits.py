@@ -9,7 +9,12 @@ import soundfile as sf
 from hypothesis import given, settings, HealthCheck, strategies as st
 
 from audiokit.core import find_shared_data
-from audiokit.splits import (SplitError, LeakageError, assign_folds, expand_folds, audit_splits, content_hash, write_splits)
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_validate
+
+from audiokit.splits import (SplitError, LeakageError, PatientGroupKFold, assign_folds, expand_folds, audit_splits, content_hash,
+                             write_splits)
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, '-m', 'audiokit.cli', *args], capture_output=True, text=True, cwd=cwd)
@@ -73,12 +78,81 @@ def test_multilabel_folds_group_disjoint_and_balanced(n_groups, seed):
     assert (per - overall).abs().max().max() < max(0.3, 2 * 5 / n_groups)
     assert audit_splits(expand_folds(folds, 0.15, seed), check_audio=False).ok
 
+# ---------------------------------------------------------------- the splitter as a scikit-learn cross-validator
+def xy(n_groups=40, seed=0, multilabel=False):
+    df = table(n_groups, 4, ['a', 'b', 'c'], seed, multilabel=multilabel)
+    X = np.random.default_rng(seed).standard_normal((len(df), 3))
+    y = df[['label_a', 'label_b', 'label_c']].to_numpy() if multilabel else df['label'].to_numpy()
+    return X, y, df['group'].to_numpy()
+
+@settings(max_examples=15, deadline=None)
+@given(n_groups=st.integers(20, 80), k=st.integers(2, 6), seed=st.integers(0, 10_000), shuffle=st.booleans())
+def test_patient_group_kfold_groups_never_cross(n_groups, k, seed, shuffle):
+    X, y, g = xy(n_groups, seed)
+    cv = PatientGroupKFold(k, shuffle=shuffle, random_state=seed if shuffle else None)
+    parts = list(cv.split(X, y, g))
+    assert len(parts) == cv.get_n_splits() == k
+    for tr, te in parts:
+        assert not set(g[tr]) & set(g[te]) and len(te) > 0
+        assert sorted(np.concatenate([tr, te]).tolist()) == list(range(len(X)))
+    assert sorted(np.concatenate([te for _, te in parts]).tolist()) == list(range(len(X)))   # each row tested once
+    again = list(cv.split(X, y, g))
+    assert all((a[1] == b[1]).all() for a, b in zip(parts, again))                            # deterministic
+
+def test_patient_group_kfold_keeps_class_proportions():
+    X, y, g = xy(90, seed=3)
+    whole = pd.Series(y).value_counts(normalize=True)
+    for tr, te in PatientGroupKFold(5, shuffle=True, random_state=0).split(X, y, g):
+        share = pd.Series(y[te]).value_counts(normalize=True).reindex(whole.index, fill_value=0)
+        assert (share - whole).abs().max() < 0.1
+
+def test_patient_group_kfold_inside_sklearn():
+    X, y, g = xy(40, seed=1)
+    cv = PatientGroupKFold(4, shuffle=True, random_state=0)
+    res = cross_validate(DummyClassifier(strategy='prior'), X, y, groups=g, cv=cv, return_indices=True)
+    assert len(res['test_score']) == 4
+    for tr, te in zip(res['indices']['train'], res['indices']['test']): assert not set(g[tr]) & set(g[te])
+    gs = GridSearchCV(LogisticRegression(max_iter=100), {'C': [0.1, 1.0]}, cv=cv).fit(X, y, groups=g)
+    assert gs.n_splits_ == 4 and 'split3_test_score' in gs.cv_results_
+    Xm, ym, gm = xy(40, seed=2, multilabel=True)
+    res = cross_validate(DummyClassifier(strategy='prior'), Xm, ym, groups=gm, cv=cv)
+    assert len(res['test_score']) == 4
+
+def test_patient_group_kfold_multilabel():
+    X, y, g = xy(60, seed=5, multilabel=True)
+    parts = list(PatientGroupKFold(5, shuffle=True, random_state=1).split(X, y, g))
+    per_group = pd.DataFrame(y).groupby(g).max()                  # stratified by group: each group's label set
+    whole = per_group.mean()
+    for tr, te in parts:
+        assert not set(g[tr]) & set(g[te])
+        assert (per_group.loc[np.unique(g[te])].mean() - whole).abs().max() < 0.2
+    with pytest.raises(SplitError, match='0/1 flags'): next(PatientGroupKFold(5).split(X, y * 2, g))
+
+def test_patient_group_kfold_errors():
+    X, y, g = xy(40)
+    with pytest.raises(SplitError, match='3 group\\(s\\), fewer than k=5'): next(PatientGroupKFold(5).split(X, y, np.arange(len(X)) % 3))
+    rare = y.copy(); rare[g == g[0]] = 'z'
+    with pytest.raises(SplitError, match="'z' in 1 group"): next(PatientGroupKFold(5).split(X, rare, g))
+    assert len(list(PatientGroupKFold(5, allow_rare=True).split(X, rare, g))) == 5
+    with pytest.raises(SplitError, match='needs groups'): next(PatientGroupKFold(5).split(X, y))
+    with pytest.raises(SplitError, match='pass y'): next(PatientGroupKFold(5).split(X, None, g))
+    with pytest.raises(SplitError, match='n_splits'): PatientGroupKFold(1)
+    with pytest.raises(SplitError, match='random_state has no effect'): PatientGroupKFold(3, random_state=0)
+    with pytest.raises(ValueError): PatientGroupKFold(0)                    # SplitError is a ValueError, as sklearn users expect
+
+def test_assign_folds_uses_the_splitter():
+    df = table(30, 3, ['a', 'b', 'c'], 7)
+    folds = assign_folds(df, k=5, seed=4)
+    for f, (_, te) in enumerate(PatientGroupKFold(5, shuffle=True, random_state=4).split(df, df['label'], df['group'])):
+        assert (folds['fold'].to_numpy()[te] == f).all()
+
 # ---------------------------------------------------------------- errors
 def test_clear_errors():
     df = table(3, 2, ['a', 'b'], 0)
     with pytest.raises(SplitError, match='3 group\\(s\\), fewer than k=5'): assign_folds(df, k=5)
     one = table(10, 2, ['a'], 0).assign(label=lambda d: np.where(d.group == 'p000', 'b', 'a'))
-    with pytest.raises(SplitError, match='holds only class'): assign_folds(one, k=5)
+    with pytest.raises(SplitError, match="class\\(es\\) 'b' in 1 group\\(s\\): fewer than k=5 folds"): assign_folds(one, k=5)
+    with pytest.raises(SplitError, match='holds only class'): assign_folds(one, k=5, allow_rare=True)
     with pytest.raises(SplitError, match='run assign_folds first'): expand_folds(table(10, 2, ['a', 'b'], 0))
     with pytest.raises(SplitError, match="no 'group' column"): audit_splits(pd.DataFrame({'fold': [0]}))
 
@@ -146,6 +220,23 @@ def test_synthetic_in_test_is_caught(audio_table):
     j = d.index[(d.fold == 2) & (d.subset == 'train')][0]
     assert audit_splits(audio_table.assign(synthetic=audio_table.index == j), check_audio=False).ok
 
+def test_unreadable_audio_fails_the_audit(audio_table, tmp_path):
+    "A split whose files cannot be read cannot be certified leak-free: an error naming the file (it was a warning)."
+    gone = audio_table['path'].iloc[0]
+    Path(gone).unlink()
+    rep = audit_splits(audio_table)
+    assert not rep.ok and rep.kinds() == {'unreadable_audio'} and rep.problems[0]['files'] == [gone]
+    assert gone in str(rep) and 'not certified' in str(rep) and not rep.leaks
+    with pytest.raises(LeakageError, match='could not be read'): audit_splits(audio_table, raise_on_leak=True)
+    assert audit_splits(audio_table, check_audio=False).ok
+    # a row outside the split (no fold, no subset) is not part of what is certified
+    extra = pd.concat([audio_table.assign(path=audio_table['path'].where(audio_table['path'] != gone, str(tmp_path / 'clip1.wav'))),
+                       pd.DataFrame({'path': [gone], 'group': ['p999'], 'fold': [-1], 'subset': ['']})], ignore_index=True)
+    assert audit_splits(extra).kinds() <= {'duplicate_audio'}
+    csv = tmp_path / 'split.csv'; audio_table.to_csv(csv, index=False)
+    r = run('audit', str(csv))
+    assert r.returncode == 1 and gone in r.stderr and 'UNREADABLE' in r.stderr
+
 # ---------------------------------------------------------------- CLI
 def test_cli_audit_hand_made_csv(tmp_path):
     csv = tmp_path / 'my_split.csv'
@@ -154,9 +245,12 @@ def test_cli_audit_hand_made_csv(tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'clean' in r.stdout
     csv.write_text('path,group,fold,subset\na.wav,P1,0,train\nb.wav,P2,0,test\nc.wav,P1,0,test\n')
-    r = run('audit', str(csv), '--no-audio', '--json', str(tmp_path / 'rep.json'))
+    r = run('audit', str(csv), '--no-audio', '--out', str(tmp_path / 'rep.json'))
     assert r.returncode == 2 and "group 'P1'" in r.stderr and 'rows 2' in r.stderr and 'rows 0' in r.stderr
     assert json.loads((tmp_path / 'rep.json').read_text())['ok'] is False
+    r = run('audit', str(csv), '--no-audio', '--out', str(tmp_path / 'rep.json'))
+    assert r.returncode == 1 and 'overwrite' in r.stderr
+    assert run('audit', str(csv), '--no-audio', '--out', str(tmp_path / 'rep.json'), '--overwrite').returncode == 2
     r = run('audit', str(tmp_path / 'missing.csv'))
     assert r.returncode == 1 and 'file not found' in r.stderr
 
@@ -169,7 +263,7 @@ def test_cli_audit_finds_relative_duplicate_files(tmp_path):
     assert r.returncode == 2 and 'identical audio' in r.stderr
 
 def test_cli_splits(tmp_path):
-    from audiokit.datasets import write_manifest
+    from audiokit.manifest import write_manifest
     df = table(30, 3, ['a', 'b', 'c'], 3, subdbs=2)
     rng = np.random.default_rng(1)
     for i in range(len(df)):

@@ -157,7 +157,8 @@ def test_user_errors_exit_1(tmp_path):
 
 
 def test_imbalmed_mode_builds_csvs_and_writes_cv_summaries(tmp_path):
-    from audiokit.datasets import make_imbalmed_fixture, IMBALMED_COMBINED
+    from audiokit.datasets import IMBALMED_COMBINED
+    from audiokit.fixtures import make_imbalmed_fixture
     root = tmp_path / 'imbalmed'
     make_imbalmed_fixture(root, patients=30, n_subdbs=2, folds=3)
     out = tmp_path / 'outputs'

@@ -43,11 +43,12 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
 
 def test_train_cli_on_simulated_icbhi(tmp_path):
     from audiokit.simulate import SimulatorConfig, simulate_icbhi
-    from audiokit.datasets import build_icbhi, write_manifest
+    from audiokit.datasets import build_icbhi
+    from audiokit.manifest import write_manifest
     from audiokit.splits import assign_folds
     simulate_icbhi(tmp_path / 'sim', SimulatorConfig(n_patients=8, recordings_per_patient=1, recording_duration=10.0, seed=3))
     write_manifest(assign_folds(build_icbhi(tmp_path / 'sim').manifest, k=2, seed=0), tmp_path / 'manifest.csv')
-    cmd = [sys.executable, '-m', 'audiokit.cli', 'train', str(tmp_path / 'manifest.csv'), '--out', str(tmp_path / 'run'), '--n-boot', '50',
+    cmd = [sys.executable, '-m', 'audiokit.cli', 'train', str(tmp_path / 'manifest.csv'), '--out', str(tmp_path / 'run'), '-p', 'eval.n_boot=50',
            '-p', 'epochs=1', '-p', 'sample_rate=4000', '-p', 'duration=2.0', '-p', 'n_fft=256', '-p', 'hop_length=128', '-p', 'n_mels=32', '-p', 'width=8']
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
