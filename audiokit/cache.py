@@ -262,12 +262,15 @@ def _apply(fn: Callable | None, x: torch.Tensor, g: torch.Generator) -> torch.Te
     if fn is None: return x
     return fn(x, generator=g) if _takes_generator(fn) else fn(x)
 
-def crop_frames(x: torch.Tensor, window: int, axis: int = -1, mode: str = 'random', generator: torch.Generator | None = None) -> torch.Tensor:
-    "One window of `window` frames along `axis`: a random or centred crop; a shorter `x` is zero-padded at the end."
+def crop_frames(x: torch.Tensor, window: int, axis: int = -1, mode: str = 'random', generator: torch.Generator | None = None,
+                pad: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """One window of `window` frames along `axis`: a random or centred crop; a shorter `x` is padded at the end with
+    `pad` (a number, or a tensor of size 1 on `axis`, e.g. `FeatureExtractor.silence`: what the deployed model pads with)."""
     T = x.shape[axis]
     if T < window:
-        pad = [0, 0] * (x.dim() - (axis % x.dim()) - 1) + [0, window - T]
-        return torch.nn.functional.pad(x, pad)
+        shape = list(x.shape); shape[axis] = window - T
+        fill = pad.to(x.dtype).expand(shape) if torch.is_tensor(pad) else x.new_full(shape, float(pad))
+        return torch.cat([x, fill], axis)
     start = (T - window) // 2 if mode == 'center' else int(torch.randint(0, T - window + 1, (1,), generator=generator))
     return x.narrow(axis, start, window)
 
@@ -329,7 +332,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         g = self.generator(i)
         raw = self._raw(i, g)[0]
         if self.window is None: return raw.float(), self.targets[i]
-        x = crop_frames(raw, self.window, self.axis, self.crop, g)
+        x = crop_frames(raw, self.window, self.axis, self.crop, g, pad=self.extractor.silence(raw[None])[0])
         with torch.inference_mode(): x = self.extractor.normalize(x[None])[0]
         x = _apply(self.spec_transform, x.clone(), g)
         return x.float(), self.targets[i]

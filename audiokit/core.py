@@ -61,6 +61,7 @@ def _check_type(value: Any, tp: Any, name: str) -> Any:
             except ConfigError as e: errors.append(e)
         raise ConfigError(f"{value!r} is not one of {[getattr(a, '__name__', str(a)) for a in args]}", path=name)
     if origin is Literal:
+        if value is None and 'none' in args: return 'none'   # `-p train.scheduler=none`: the grammar reads none as None
         if value not in args: raise ConfigError(f"{value!r} is not one of {list(args)}", path=name)
         return value
     if origin in (list, tuple):

@@ -17,7 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .core import METHODS, AudioKitError, ConfigError, raises
+from .core import AudioKitError, ConfigError, raises
 from .labels import LabelSpace
 from .spec import RunSpec, load_spec
 
@@ -57,7 +57,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: Sequence, y: Any, groups: Sequence | None = None) -> 'AudioClassifier':
         "Train on clips `X` with labels `y` (and `groups`, for a group-disjoint validation share)."
         from audiokit.clipmodel import load_clip_model
-        from audiokit.experiment import FoldData
+        from audiokit.experiment import FoldData, train_fold
         spec = self.run_spec()
         if len(X) != len(y): raise AudioKitError(f"X has {len(X)} clips but y has {len(y)} labels")
         rate = self.sample_rate or spec.audio.sample_rate
@@ -80,7 +80,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         is_val = df['group'].isin(groups_u[:n_val]).to_numpy()
         tr, va = df[~is_val].reset_index(drop=True), df[is_val].reset_index(drop=True)
         # the method's own evaluation pass runs on the validation clips; the model is what we keep
-        METHODS[spec.method](FoldData(spec, 0, labels, tr, va, va), folder, cache_dir=folder / 'cache', progress=self.progress)
+        train_fold(FoldData(spec, 0, labels, tr, va, va), folder, cache_dir=folder / 'cache', progress=self.progress)
         self.model_, self.meta_ = load_clip_model(folder / 'model.ckpt')
         self.model_.eval()
         self.labels_, self.n_features_in_ = labels, 1

@@ -25,8 +25,8 @@ from .train import TrainingError, fit, flat_metrics, predict
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'FoldData', 'prepare_manifest', 'fold_data', 'ImageFileDataset', 'is_image_manifest',
-           'predict_clips', 'window_frames', 'neural_method', 'group_evaluation', 'run_fold', 'cv_summary', 'run_name',
-           'train_model', 'add_cli']
+           'predict_clips', 'window_frames', 'neural_method', 'group_evaluation', 'train_fold', 'run_fold',
+           'cv_summary', 'run_name', 'train_model', 'add_cli']
 
 # %% ../nbs/18_experiment.ipynb #b33d4610
 @dataclass
@@ -51,6 +51,9 @@ def prepare_manifest(spec: RunSpec, manifest: pd.DataFrame | str | Path | None =
         if not len(df): raise ConfigError(f"no rows of sub-database {spec.data.subdb!r}", path='data.subdb')
     if not is_expanded(df):
         if (df['fold'].astype(int) < 0).any(): df = assign_folds(df, k=spec.splits.k, seed=spec.splits.seed)
+        if df['fold'].nunique() < 2:
+            raise ConfigError(f"every row is in fold {df['fold'].iloc[0]}: there is nothing to test on. Run `audiokit splits MANIFEST "
+                              "--out DIR` to make patient-grouped folds (or clear the fold column to let the run make them)", path='fold')
         df = expand_folds(df, val_fraction=spec.splits.val_fraction, seed=spec.splits.seed)
     ls = spec.data.labels
     labels = LabelSpace.from_manifest(df[~df.get('synthetic', pd.Series(False, index=df.index)).astype(bool)],
@@ -181,6 +184,18 @@ def group_evaluation(y_true: np.ndarray, y_prob: np.ndarray, te: pd.DataFrame, l
     return evaluate(y_true, y_prob, list(labels.classes), multi_label=labels.multi_label, groups=g, aggregate='mean',
                     n_boot=n_boot, seed=seed, threshold=threshold)
 
+def train_fold(fd: FoldData, out_dir: str | Path, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Train the spec's method (`core.METHODS`) on one fold's rows into `out_dir` (its model is `out_dir/model.ckpt`); returns the
+    method's result (the test rows' probabilities, history...). `run_fold` scores it; the estimator and the service load the model."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / 'run.yaml', fd.spec.to_yaml(), overwrite=True)
+    res = METHODS[fd.spec.method](fd, out_dir, cache_dir=cache_dir, progress=progress)
+    y_prob = np.asarray(res['y_prob'])
+    if y_prob.shape != (len(fd.test), len(fd.labels)):
+        raise TrainingError(f"method {fd.spec.method!r} returned probabilities of shape {y_prob.shape} for {len(fd.test)} test clips and {len(fd.labels)} classes")
+    return res
+
 def run_fold(spec: RunSpec | dict | str | Path | None, fold: int, out_dir: str | Path, manifest: pd.DataFrame | str | Path | None = None,
              cache_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     "Run fold `fold` of `spec` into `out_dir` (see above); returns what `metrics.json` holds."
@@ -192,14 +207,10 @@ def run_fold(spec: RunSpec | dict | str | Path | None, fold: int, out_dir: str |
     if done.exists() and not overwrite: return json.loads(done.read_text())
     if overwrite and out_dir.exists(): shutil.rmtree(out_dir)
     fd = fold_data(spec, fold, manifest)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / 'run.yaml', spec.to_yaml(), overwrite=True)
-    res = METHODS[spec.method](fd, out_dir, cache_dir=cache_dir, progress=progress)
+    res = train_fold(fd, out_dir, cache_dir, progress)
+    y_prob = np.asarray(res['y_prob'])
     labels, te, ev = fd.labels, fd.test, spec.eval
     y_true = labels.targets(te).numpy()
-    y_prob = np.asarray(res['y_prob'])
-    if y_prob.shape != (len(te), len(labels)):
-        raise TrainingError(f"method {spec.method!r} returned probabilities of shape {y_prob.shape} for {len(te)} test clips and {len(labels)} classes")
     result = evaluate(y_true, y_prob, list(labels.classes), multi_label=labels.multi_label, groups=te['group'].to_numpy(),
                       n_boot=ev.n_boot, seed=spec.train.seed, ci=ev.confidence, threshold=ev.threshold, normal_class=labels.normal)
     pred = te[[c for c in ('path', 'start', 'end', 'group') if c in te]].copy()

@@ -123,27 +123,23 @@ class ClassifierService:
         return self.classify_batch([audio], sample_rate, top_k)[0]
 
     # ---------------------------------------------------------------- training
-    def train(self, train_data: pd.DataFrame, val_data: pd.DataFrame, config: ExperimentConfig | dict | None = None,
-              out_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = False) -> list[dict]:
-        "Train on manifest rows (`path`, `label`, optional `start`/`end`); returns the per-epoch history."
+    def train(self, train_data: pd.DataFrame, val_data: pd.DataFrame, spec: 'RunSpec | dict | str | None' = None,
+              overrides: dict | Sequence[str] | None = None, out_dir: str | os.PathLike | None = None,
+              cache_dir: str | os.PathLike | None = None, progress: bool = False) -> list[dict]:
+        """Train on manifest rows (`path`, `label`, optional `start`/`end`, `group`) with `experiment.train_fold`, as every run
+        does (the spec's balance, windows, augmentation; validation scaled by the training statistics), then serve
+        the model; returns the per-epoch history. `spec` defaults to the served model's spec."""
         import tempfile
-        from audiokit.train import experiment_config, fit, make_dataset
-        from audiokit.datasets import classes_of, is_multilabel
-        cfg = experiment_config(config) if config is not None else self.config
-        multi = is_multilabel(train_data)
-        classes = self.classes or classes_of(pd.concat([train_data, val_data]))
-        tr = make_dataset(train_data, classes, cfg, True, cache_dir, multi, seed=cfg.train.seed)
-        va = make_dataset(val_data, classes, cfg, False, cache_dir, multi, seed=cfg.train.seed)
-        x0, _ = tr[0]
-        mcfg = cfg.model.replace(num_classes=len(classes), multi_label=multi, in_channels=int(x0.shape[0]))
-        model = build_model(mcfg, input_shape=tuple(x0.shape))
-        y = tr.targets
-        counts = (y.sum(0) if multi else torch.bincount(y, minlength=len(classes))).float().tolist()
+        from audiokit.experiment import FoldData, train_fold
+        from audiokit.spec import load_spec
+        spec = load_spec(spec if spec is not None else (getattr(self, 'spec', None) or None), overrides)
+        rows = [d.reset_index(drop=True).assign(group=d['group'] if 'group' in d else [f"{n}{i}" for i in range(len(d))])
+                for n, d in (('train', train_data), ('val', val_data))]
+        labels = LabelSpace.from_manifest(pd.concat(rows, ignore_index=True), spec.data.labels.classes or self.classes or None)
         out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix='audiokit-train-'))
-        res = fit(model, tr, va, classes, cfg.train, out_dir, multi, counts, progress=progress, device=str(self.device))
-        self.model, self.classes, self.config = model.eval(), list(classes), cfg.replace(model=mcfg.to_dict())
-        self.stats = getattr(tr, 'stats', None)
-        self._extractor = None
+        res = train_fold(FoldData(spec, 0, labels, rows[0], rows[1], rows[1]), out_dir, cache_dir, progress)
+        clip, meta = load_clip_model(out_dir / 'model.ckpt')
+        self.use(clip, meta['labels'], meta['spec'], meta['extra'])
         return res['history']
 
     # ---------------------------------------------------------------- export

@@ -100,8 +100,21 @@ def spec_keys() -> list[str]:
     "Every setting of a `RunSpec` as a dotted name (`train.epochs`, `data.labels`...)."
     return sorted(_leaves(RunSpec))
 
+def _undot(d: dict) -> dict:
+    "`{'train.epochs': 5}` -> `{'train': {'epochs': 5}}` (values as they are)."
+    out: dict = {}
+    for k, v in d.items():
+        *parents, leaf = str(k).split('.')
+        node: dict = {}
+        cur = node
+        for p in parents: cur = cur.setdefault(p, {})
+        cur[leaf] = _undot(v) if isinstance(v, dict) and not parents and leaf not in ('labels', 'model_kwargs') else v
+        out = merge_dicts(out, node)
+    return out
+
 def _nest_flat(over: dict) -> dict:
     "Give section-less names their section when the name is unique across sections."
+    over = _undot(over)
     top = {f.name for f in dataclasses.fields(RunSpec)}
     owners: dict[str, list[str]] = {}
     for k in spec_keys():

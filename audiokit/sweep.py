@@ -27,8 +27,9 @@ from .sweep_ledger import Ledger, SweepError, SweepLockedError, experiment_lock,
 from .sweep_report import aggregate_runs, run_aggregate
 
 # %% auto #0
-__all__ = ['SWEEP_PARAMS', 'REQUIRED_PARAMS', 'notebook_parameters', 'parse_params', 'check_params', 'resolve_folds', 'run_key',
-           'expand_grid', 'sweep', 'imbalmed_subdbs', 'imbalmed_sweep', 'add_cli', 'bench_sweep']
+__all__ = ['SWEEP_PARAMS', 'REQUIRED_PARAMS', 'notebook_parameters', 'parse_params', 'run_spec_of', 'check_params',
+           'resolve_folds', 'run_key', 'expand_grid', 'sweep', 'imbalmed_subdbs', 'imbalmed_sweep', 'add_cli',
+           'bench_sweep']
 
 # %% ../nbs/26_sweep.ipynb #578a7ff0
 SWEEP_PARAMS = ('subdb', 'fold', 'method', 'out_dir', 'data', 'spec', 'overrides')
@@ -98,7 +99,16 @@ def _type_ok(value: Any, default: Any) -> bool:
     if isinstance(default, float): return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, str)
 
-def check_params(declared: dict, params: dict, methods: Sequence[str], spec: str | os.PathLike | None = None) -> None:
+def run_spec_of(declared: dict, notebook: str | os.PathLike, spec: str | os.PathLike | None = None) -> str | dict | None:
+    "The run spec the runs get: `spec` (a file, made absolute), else the notebook's own `spec` default (a path relative to the notebook is made absolute)."
+    if 'spec' not in declared:
+        if spec is not None: raise SweepError("this notebook takes no run spec (its parameters cell has no `spec`)", path='--spec')
+        return None
+    if spec is not None: return str(Path(spec).resolve())
+    d = declared['spec']
+    return str((Path(notebook).parent / d).resolve()) if isinstance(d, str) else d
+
+def check_params(declared: dict, params: dict, methods: Sequence[str], spec: str | dict | None = None) -> None:
     "Refuse (SweepError) any `-p` name or value the notebook (or, for a run-spec notebook, the run spec) does not accept."
     from audiokit.spec import load_spec
     params = {k: _alternatives(v) for k, v in params.items()}
@@ -109,7 +119,6 @@ def check_params(declared: dict, params: dict, methods: Sequence[str], spec: str
             except ConfigError as e:
                 raise SweepError(f"the run spec refuses {dict(zip(names, combo)) or 'the method'} (method {method!r}): {e}", path='-p') from None
         return
-    if spec is not None: raise SweepError("this notebook takes no run spec (its parameters cell has no `spec`/`overrides`)", path='--spec')
     own = sorted(k for k in declared if k not in SWEEP_PARAMS)
     for k, alts in params.items():
         if k not in own: raise SweepError(f"unknown parameter {k!r}; the notebook's parameters are {own}", path='-p')
@@ -142,7 +151,7 @@ def run_key(subdb: Any, fold: int, method: str, variant: str = '') -> str:
 
 def expand_grid(subdbs: Sequence = ('all',), folds: str | Sequence[int] = 'all', methods: Sequence[str] = ('cnn',),
                 params: dict | None = None, data: str | os.PathLike | Callable | None = None, n_folds: int = 5,
-                as_overrides: bool = False, spec: str | None = None) -> list[dict]:
+                as_overrides: bool = False, spec: str | dict | None = None) -> list[dict]:
     "Every run of the grid as `{'key', 'variant', 'params'}` (papermill parameters); `data` may be a callable `subdb -> path`."
     params = {k: _alternatives(v) for k, v in (params or {}).items()}
     swept = sorted(k for k, v in params.items() if len(v) > 1)
@@ -158,7 +167,8 @@ def expand_grid(subdbs: Sequence = ('all',), folds: str | Sequence[int] = 'all',
                     settings = dict(zip(names, combo))
                     variant = '_'.join(f"{k}={_slug(settings[k])}" for k in swept)
                     p = {'subdb': subdb, 'fold': fold, 'method': method, 'data': d}
-                    p.update({'overrides': _nest(settings), 'spec': spec} if as_overrides else settings)
+                    p.update({'overrides': _nest(settings)} if as_overrides else settings)
+                    if spec is not None: p['spec'] = spec
                     runs.append({'key': run_key(subdb, fold, method, variant), 'variant': variant, 'params': p})
     keys = [r['key'] for r in runs]
     if len(set(keys)) != len(keys): raise SweepError("two runs of the grid share a folder (repeated subdb, fold or method?)")
@@ -177,7 +187,7 @@ def sweep(notebook: str | os.PathLike, subdbs: Sequence = ('all',), folds: str |
     if workers < 1: raise SweepError(f"workers must be >= 1, got {workers}", path='--workers')
     experiment = experiment or notebook.stem
     if not re.fullmatch(r'[A-Za-z0-9._-]+', experiment): raise SweepError(f"experiment name {experiment!r} must be letters, digits, . _ -", path='--experiment')
-    spec = str(Path(spec).resolve()) if spec is not None else None
+    spec = run_spec_of(declared, notebook, spec)
     check_params(declared, dict(params or {}), _alternatives(methods), spec)
     runs = expand_grid(subdbs, folds, methods, params, data, n_folds, as_overrides='overrides' in declared, spec=spec)
     t0 = time.perf_counter()

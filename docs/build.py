@@ -93,6 +93,14 @@ def process_notebook(src: str, dst: str, execute: bool, flags: tuple[str, ...]) 
     return {'src': src.name, 'ok': err is None, 'seconds': time.perf_counter() - t0, 'error': err}
 
 
+def prune_stale(proc: Path, nbs: Path) -> list[str]:
+    "Delete processed notebooks whose source is gone (renamed or deleted, e.g. 02_datasets -> 04_datasets): their pages must not linger."
+    gone = [p for p in sorted(proc.glob('*.ipynb')) if not (nbs / p.name).exists()]
+    for p in gone:
+        p.unlink(); print(f"  removed {p.name} from {proc} (no {nbs.name}/{p.name})", flush=True)
+    return [p.name for p in gone]
+
+
 def proc_nbs(cfg, proc: Path, execute: bool = True, force: bool = False, workers: int = 2,
              only: list[str] | None = None) -> list[dict]:
     "Process the notebooks into `proc`; a notebook whose output is newer than it (and than settings.ini) is skipped."
@@ -103,9 +111,7 @@ def proc_nbs(cfg, proc: Path, execute: bool = True, force: bool = False, workers
     if other.exists() or force: force = True; other.unlink(missing_ok=True)
     chk = max(Path(cfg.config_file).stat().st_mtime, Path(__file__).stat().st_mtime)
     flags = tuple(str(cfg.get('tst_flags', '')).split())
-    for old in sorted(proc.glob('*.ipynb')):   # a renamed or deleted notebook's page must not linger (e.g. 02_datasets -> 04_datasets)
-        if not (nbs / old.name).exists():
-            old.unlink(); print(f"  removed {old.name} from {proc} (no nbs/{old.name})", flush=True)
+    prune_stale(proc, nbs)
     jobs = []
     for src in _notebooks(nbs, only):
         dst = proc / src.name

@@ -1,5 +1,7 @@
 import os
 os.environ.setdefault('MPLBACKEND', 'Agg')
+# one BLAS/torch thread per process, for this process and the `audiokit` / papermill subprocesses tests start (see DEVELOPERS.md, Threads)
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 from hypothesis import settings
 

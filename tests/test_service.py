@@ -105,3 +105,34 @@ def test_cli_classify_and_export(tone_model, tmp_path):
     e = _cli('export', '--model', ck, '--format', 'onnx', '--out', tmp_path / 'm.onnx')
     assert e.returncode == 1 and 'm.onnx' in e.stderr and 'overwrite' in e.stderr
     assert _cli('export', '--model', ck, '--format', 'onnx', '--out', tmp_path / 'm.onnx', '--overwrite').returncode == 0
+
+
+def test_service_train_goes_through_train_fold_with_training_statistics(tmp_path):
+    # ClassifierService.train used to assemble its own run: validation normalised with its own statistics,
+    # balancing and augmentation ignored. Now it is experiment.train_fold on the rows given.
+    import numpy as np, pandas as pd, soundfile as sf
+    from audiokit.service import ClassifierService
+    from audiokit.cache import FeatureDataset
+    from audiokit.labels import LabelSpace
+    from audiokit.spec import load_spec
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(24):
+        k = i % 2
+        t = np.arange(int(rng.uniform(0.5, 2.0) * 8000)) / 8000
+        y = (0.3 * np.sin(2 * np.pi * 600 * t) if k else 0.0) + 0.1 * rng.standard_normal(len(t))
+        sf.write(tmp_path / f"c{i}.wav", np.asarray(y, 'float32'), 8000)
+        rows.append({'path': str(tmp_path / f"c{i}.wav"), 'label': ['noise', 'tone'][k], 'group': f"g{i % 8}"})
+    df = pd.DataFrame(rows)
+    tr, va = df[df.group != 'g0'].reset_index(drop=True), df[df.group == 'g0'].reset_index(drop=True)
+    over = ['audio.sample_rate=8000', 'features.n_fft=256', 'features.hop_length=128', 'features.n_mels=16', 'model.width=4',
+            'train.epochs=2', 'train.batch_size=8', 'features.normalize=dataset', 'augment.gain_p=0.5']
+    svc = ClassifierService()
+    hist = svc.train(tr, va, overrides=over, out_dir=tmp_path / 'out', cache_dir=tmp_path / 'cache')
+    assert len(hist) == 2 and svc.spec['augment']['gain_p'] == 0.5 and (tmp_path / 'out' / 'run.yaml').exists()
+    spec = load_spec(svc.spec)
+    ds = FeatureDataset(tr, LabelSpace.from_manifest(tr), spec.audio, spec.features)
+    ds.extractor.fit_stats((ds[i][0][None] for i in range(len(ds))), features=True)
+    assert torch.allclose(svc.model.extractor.stats_mean, ds.extractor.stats_mean, atol=1e-4)   # the training rows' statistics
+    r = svc.classify(str(tmp_path / 'c3.wav'))
+    assert r['predicted_class'] in ('noise', 'tone') and abs(sum(r['probabilities'].values()) - 1) < 1e-4
