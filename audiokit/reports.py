@@ -19,7 +19,7 @@ import seaborn as sns
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve, auc
 
-from .core import AudioKitError, atomic_path, atomic_write_text
+from .core import AudioKitError, ResultExistsError, atomic_path, atomic_write_text, raises
 
 # %% auto #0
 __all__ = ['save_figure', 'plot_learning_curves', 'plot_confusion', 'plot_fold_bars', 'plot_roc_pr', 'plot_calibration',
@@ -106,15 +106,20 @@ def _load_predictions(fold_dir: Path, classes: Sequence[str], multi_label: bool)
     y = df[[f"t_{c}" for c in classes]].to_numpy() if multi_label else df['y_true'].to_numpy().astype(int)
     return y, prob
 
-def run_report(run_dir: str | Path, method: str, title: str | None = None) -> Path:
+def run_report(run_dir: str | Path, method: str, title: str | None = None, out_dir: str | Path | None = None,
+               overwrite: bool = False) -> Path:
     """Plots and a Markdown + HTML summary for `{run_dir}/{method}_cv_summary.json` and its folds; returns the Markdown path.
-    PNGs go to `{run_dir}/{method}_report/`."""
+    Written to `out_dir` (default `run_dir`): `{method}_report.md`, `.html` and the PNGs in `{method}_report/`; an
+    existing report is replaced only with `overwrite=True`."""
     run_dir = Path(run_dir)
     sp = run_dir / f"{method}_cv_summary.json"
     if not sp.exists(): raise AudioKitError("no CV summary: train first (audiokit train)", path=sp)
     summary = json.loads(sp.read_text())
     classes, multi = summary['classes'], summary.get('multi_label', False)
-    out = run_dir / f"{method}_report"; out.mkdir(exist_ok=True)
+    dest = Path(out_dir) if out_dir is not None else run_dir
+    if (dest / f"{method}_report.md").exists() and not overwrite:
+        raise ResultExistsError("a report already exists; pass overwrite=True (CLI: --overwrite) to replace it", path=dest / f"{method}_report.md")
+    out = dest / f"{method}_report"; out.mkdir(parents=True, exist_ok=True)
     fold_dirs = {f: run_dir / method / f"fold{f}" for f in summary['folds']}
     hist = {f"fold {f}": json.loads((d / 'metrics.json').read_text())['history'] for f, d in fold_dirs.items() if (d / 'metrics.json').exists()}
     ys, ps = zip(*[_load_predictions(d, classes, multi) for d in fold_dirs.values()])
@@ -132,16 +137,16 @@ def run_report(run_dir: str | Path, method: str, title: str | None = None) -> Pa
           '| metric | mean | std | 95 % CI | per fold |', '|---|---|---|---|---|']
     md += [f"| {k} | {fmt(v['mean'])} | {fmt(v['std'])} | [{fmt(v['ci95'][0])}, {fmt(v['ci95'][1])}] | {' '.join(fmt(x) for x in v['per_fold'].values())} |" for k, v in rows]
     md += [''] + [f"![{k}]({out.name}/{pth.name})" for k, pth in paths.items()]
-    md_path = atomic_write_text(run_dir / f"{method}_report.md", '\n'.join(md) + '\n', overwrite=True)
+    md_path = atomic_write_text(dest / f"{method}_report.md", '\n'.join(md) + '\n', overwrite=True)
     body = ''.join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v['mean'])}</td><td>{fmt(v['std'])}</td><td>[{fmt(v['ci95'][0])}, {fmt(v['ci95'][1])}]</td></tr>" for k, v in rows)
     imgs = ''.join(f"<h3>{html.escape(k)}</h3><img src='{out.name}/{pth.name}' style='max-width:100%'>" for k, pth in paths.items())
-    atomic_write_text(run_dir / f"{method}_report.html", f"<html><head><meta charset='utf-8'><title>{html.escape(title or method)}</title></head><body>"
+    atomic_write_text(dest / f"{method}_report.html", f"<html><head><meta charset='utf-8'><title>{html.escape(title or method)}</title></head><body>"
                       f"<h1>{html.escape(title or method)}</h1><table border=1 cellpadding=4><tr><th>metric</th><th>mean</th><th>std</th><th>95 % CI</th></tr>{body}</table>{imgs}</body></html>", overwrite=True)
     return md_path
 
 # %% ../nbs/20_reports.ipynb #257f0a62
 def _report_cli(args) -> int:
-    md = run_report(args.run_dir, args.method, args.title)
+    md = run_report(args.run_dir, args.method, args.title, args.out, args.overwrite)
     print(f"report: {md}")
     return 0
 
@@ -151,4 +156,6 @@ def add_cli(sub) -> None:
     p.add_argument('run_dir', help='folder holding NAME_cv_summary.json (the --out of audiokit train)')
     p.add_argument('--method', default='cnn', help="the run's name (the spec's name, or its model's: default cnn)")
     p.add_argument('--title', default=None)
+    p.add_argument('--out', default=None, help='folder for the report (default: RUN_DIR)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing report')
     p.set_defaults(func=_report_cli)
