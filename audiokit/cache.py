@@ -80,8 +80,11 @@ def _checksum_file(path: Path, offset: int) -> str:
     return h.hexdigest()
 
 def time_axis(feature_cfg: FeatureConfig) -> int:
-    "The axis of one example's features that grows with the clip: 0 for `frames` `(T, D)`, else the last."
-    return 0 if feature_cfg.kind == 'frames' else -1
+    "The axis of one example's features (no batch axis) that grows with the clip, as the feature kind says; a kind without one has no length to cache."
+    from audiokit.features import feature_kind
+    ax = feature_kind(feature_cfg.kind).time_axis
+    if ax is None: return -1                         # e.g. 'image': every clip is one fixed-size image, stored as one "frame" run
+    return ax - 1 if ax > 0 else ax                  # the kind counts the batch axis
 
 @dataclass
 class CacheEntry:
@@ -187,11 +190,10 @@ def _fill(root: Path, key: str, rows: list[dict], audio_cfg: AudioConfig, featur
                     out.write(f.tobytes()); h.update(f.tobytes())
                     offsets.append(offsets[-1] + f.shape[0])
                 bar.update(len(idx))
-        mm = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float32, shape=(offsets[-1], *shape))
-        src = np.memmap(raw, dtype=np.float32, mode='r', shape=mm.shape) if offsets[-1] else np.zeros(mm.shape, np.float32)
-        step = max(1, (_BLOCK // 4) // max(1, int(np.prod(shape))))
-        for a in range(0, offsets[-1], step): mm[a:a + step] = src[a:a + step]
-        mm.flush(); del mm, src
+        # a .npy header for the final shape, then the frames copied in blocks (no memory map: memory stays flat)
+        with open(tmp, 'wb') as f, open(raw, 'rb') as src:
+            np.lib.format.write_array_header_1_0(f, {'descr': np.dtype(np.float32).str, 'fortran_order': False, 'shape': (offsets[-1], *shape)})
+            shutil.copyfileobj(src, f, _BLOCK)
         meta = {'key': key, 'format': CACHE_FORMAT, 'n': n, 'shape': list(shape), 'time_axis': ax, 'offsets': offsets,
                 'dtype': 'float32', 'file_bytes': tmp.stat().st_size, 'checksum': h.hexdigest(), 'audio': audio_cfg.to_dict(),
                 'features': feature_cfg.to_dict(), 'rows': rows, 'created': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
@@ -345,12 +347,12 @@ def _cli_cache(args) -> int:
         from audiokit.spec import load_spec
         man = read_manifest(args.manifest)
         spec = load_spec(args.config, args.param)
-        e = build_cache(man, spec.audio, spec.features, args.cache_dir, content=args.content, workers=args.workers, progress=True)
+        e = build_cache(man, spec.audio, spec.features, args.cache, content=args.content, workers=args.workers, progress=True)
         print(json.dumps({'key': e.key, 'status': e.status, 'rows': len(e), 'shape': list(e.shape), 'path': str(e.npy_path)}))
     elif args.action == 'list':
-        print(cache_index(args.cache_dir).to_string(index=False))
+        print(cache_index(args.cache).to_string(index=False))
     else:
-        print(f"removed {clear_cache(args.cache_dir, args.key)} entr(y/ies)")
+        print(f"removed {clear_cache(args.cache, args.key)} entr(y/ies)")
     return 0
 
 def add_cli(subparsers) -> None:
@@ -358,7 +360,7 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser('cache', help='build, list or clear the feature cache')
     p.add_argument('action', choices=['build', 'list', 'clear'])
     p.add_argument('manifest', nargs='?', default=None, help='manifest (csv/parquet) for build')
-    p.add_argument('--cache-dir', required=True, help='cache folder')
+    p.add_argument('--cache', required=True, help='cache folder (as `audiokit train --cache`)')
     p.add_argument('--config', default=None, help='run spec (YAML/JSON) whose audio and features sections are used')
     p.add_argument('-p', '--param', action='append', default=[], help='override a spec setting, e.g. -p features.n_mels=64')
     p.add_argument('--content', action='store_true', help='fingerprint files by content (default: size + mtime)')

@@ -177,7 +177,7 @@ class AudioConfig(Config):
 @dataclass
 class FeatureConfig(Config):
     "What a model sees: the feature kind and its spectral settings."
-    kind: Literal['logmel', 'mfcc', 'frames', 'image', 'waveform'] = 'logmel'
+    kind: str = 'logmel'                        # a feature kind registered in FEATURES (built in: logmel, mfcc, frames, image, waveform); checked when the extractor is built
     n_fft: int = 1024
     win_length: int | None = None
     hop_length: int = 512
@@ -337,6 +337,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, suffix: str | 
         yield tmp
         if not overwrite and path.exists():  # someone else finished first: keep theirs
             raise ResultExistsError("appeared while writing; not replaced", path=path)
+        umask = os.umask(0); os.umask(umask)       # mkstemp makes the file private (0600): give it the usual permissions
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()

@@ -18,12 +18,13 @@ import torchaudio
 from torch import nn
 
 from .audio import fix_length, load_many
-from .core import AudioKitError, ConfigError, FeatureConfig, benchmark, find_shared_data, raises
+from .core import FEATURES, AudioKitError, ConfigError, FeatureConfig, benchmark, find_shared_data, raises
 
 # %% auto #0
 __all__ = ['FRAME_SCALARS', 'FeatureError', 'as_batch', 'ensure_min_length', 'power_spectrogram', 'mel_filterbank', 'power_to_db',
            'log_mel', 'dct_matrix', 'deltas', 'mfcc', 'frame_signal', 'rms', 'zero_crossing_rate', 'spectral_centroid',
-           'spectral_bandwidth', 'spectral_rolloff', 'spectral_flatness', 'pitch_track', 'FeatureExtractor',
+           'spectral_bandwidth', 'spectral_rolloff', 'spectral_flatness', 'pitch_track', 'feature_kind',
+           'FeatureExtractor', 'FeatureKind', 'LogMelKind', 'MFCCKind', 'FramesKind', 'ImageKind', 'WaveformKind',
            'extract_batches', 'bench_logmel', 'bench_features']
 
 # %% ../nbs/09_features.ipynb #6225553e
@@ -170,13 +171,28 @@ def _safe_std(sd: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return torch.where(sd < eps, torch.ones_like(sd), sd)
 
 FRAME_SCALARS = ('rms', 'zcr', 'centroid', 'bandwidth', 'rolloff', 'flatness', 'f0')
+_KIND_PARTS = ('raw', 'prepare', 'shape', 'silence', 'example_dims', 'time_axis')
+
+def feature_kind(name: str) -> 'FeatureKind':
+    "The feature kind registered as `name` in `FEATURES`, instantiated; `ConfigError` listing the registered kinds otherwise."
+    if name not in FEATURES:
+        raise ConfigError(f"unknown feature kind {name!r}; registered: {', '.join(FEATURES.names())}. A kind of your own is a "
+                          "FeatureKind subclass registered with @FEATURES.register(name) in a module you import (the spec's `imports`)",
+                          path='FeatureConfig.kind')
+    cls = FEATURES[name]
+    missing = [p for p in _KIND_PARTS if not hasattr(cls, p)] if isinstance(cls, type) else list(_KIND_PARTS)
+    if missing:
+        raise ConfigError(f"feature kind {name!r} is registered as {cls!r}, which lacks {missing}: register a subclass of "
+                          "audiokit.features.FeatureKind that defines raw(self, fx, wave)", path='FeatureConfig.kind')
+    return cls()
 
 class FeatureExtractor(nn.Module):
-    "Waveforms `(B, samples)` at `sample_rate` to the features `cfg.kind` names (shapes in the table above)."
+    "Waveforms `(B, samples)` at `sample_rate` to the features of the registered kind `cfg.kind` (built-in shapes in the table above)."
     def __init__(self, cfg: FeatureConfig | None = None, sample_rate: int = 16000, f0_range: tuple[float, float] | None = None):
         super().__init__()
         self.cfg, self.sample_rate = cfg or FeatureConfig(), int(sample_rate)
         c = self.cfg
+        self.kind = feature_kind(c.kind)
         self.win_length = c.win_length or c.n_fft
         f_max = c.f_max if c.f_max is not None else sample_rate / 2
         if f_max > sample_rate / 2 + 1e-6:
@@ -192,7 +208,7 @@ class FeatureExtractor(nn.Module):
 
     # ---- shapes
     def n_frames(self, n_samples: int) -> int:
-        "Frames for a clip of `n_samples` (after padding a short clip to one window)."
+        "STFT frames for a clip of `n_samples` (after padding a short clip to one window)."
         return 1 + max(n_samples, self.cfg.n_fft) // self.cfg.hop_length
 
     @property
@@ -204,27 +220,26 @@ class FeatureExtractor(nn.Module):
 
     def output_shape(self, n_samples: int) -> tuple[int, ...]:
         "Shape of one example's features (no batch axis) for a clip of `n_samples`."
-        c, T = self.cfg, self.n_frames(n_samples)
-        if c.kind == 'logmel': return (1, c.n_mels, T)
-        if c.kind == 'mfcc': return (3 if c.deltas else 1, c.n_mfcc, T)
-        if c.kind == 'frames': return (T, len(self.feature_names))
-        if c.kind == 'image': return (c.channels, *c.image_size)
-        return (1, n_samples)
+        return tuple(self.kind.shape(self, int(n_samples)))
 
-    # ---- pieces
-    def _prepare(self, wave: torch.Tensor) -> torch.Tensor:
+    # ---- pieces a kind is made of
+    def prepare(self, wave: torch.Tensor) -> torch.Tensor:
+        "Mono float32 `(B, samples)` on the extractor's device, a clip shorter than one window padded (or refused: `short_clip`)."
         wave = as_batch(wave).to(self.window.device)
         if wave.shape[-1] == 0: raise FeatureError("clip holds no samples")
         return ensure_min_length(wave, self.cfg.n_fft, self.cfg.short_clip, self.sample_rate)
 
-    def _power(self, wave: torch.Tensor) -> torch.Tensor:
+    def power(self, wave: torch.Tensor) -> torch.Tensor:
+        "Power spectrogram `(B, n_fft//2+1, T)` of prepared waves with the extractor's window and hop."
         c = self.cfg
         return power_spectrogram(wave, c.n_fft, c.hop_length, self.win_length, self.window, power=2.0)
 
-    def _logmel(self, power: torch.Tensor) -> torch.Tensor:
+    def logmel(self, power: torch.Tensor) -> torch.Tensor:
+        "Log-mel in dB `(B, n_mels, T)` of a power spectrogram (the extractor's mel filters and `top_db`)."
         return power_to_db(torch.matmul(self.mel_fb_t, power), self.cfg.top_db)
 
-    def _mfcc_from_logmel(self, lm: torch.Tensor) -> torch.Tensor:
+    def mfcc_from_logmel(self, lm: torch.Tensor) -> torch.Tensor:
+        "MFCC `(B, C, n_mfcc, T)` of a log-mel, with delta and delta-delta channels when `cfg.deltas` (C = 3, else 1)."
         m = torch.matmul(self.dct_t, lm)
         if not self.cfg.deltas: return m.unsqueeze(1)
         d = deltas(m)
@@ -232,11 +247,11 @@ class FeatureExtractor(nn.Module):
 
     def frame_features(self, wave: torch.Tensor) -> torch.Tensor:
         "The `(B, T, D)` frame stack (columns: `feature_names`), unnormalised."
-        wave = self._prepare(wave)
+        wave = self.prepare(wave)
         c = self.cfg
-        power = self._power(wave)
+        power = self.power(wave)
         mag = power.sqrt()
-        mf = self._mfcc_from_logmel(self._logmel(power))                  # (B, C, n_mfcc, T)
+        mf = self.mfcc_from_logmel(self.logmel(power))                    # (B, C, n_mfcc, T)
         frames = frame_signal(wave, c.n_fft, c.hop_length)                # (B, T, n_fft)
         cen = spectral_centroid(mag, self.freqs)
         scal = torch.stack([rms(frames), zero_crossing_rate(frames), cen, spectral_bandwidth(mag, self.freqs, cen),
@@ -245,43 +260,19 @@ class FeatureExtractor(nn.Module):
         return torch.cat([mf.flatten(1, 2).transpose(1, 2), scal], -1)
 
     def raw(self, wave: torch.Tensor) -> torch.Tensor:
-        "Unnormalised features of `(B, samples)` (what the cache stores)."
-        c = self.cfg
-        if c.kind == 'waveform': return as_batch(wave).to(self.window.device).unsqueeze(1)
-        if c.kind == 'frames': return self.frame_features(wave)
-        lm = self._logmel(self._power(self._prepare(wave)))               # (B, n_mels, T)
-        if c.kind == 'logmel': return lm.unsqueeze(1)
-        if c.kind == 'mfcc': return self._mfcc_from_logmel(lm)
-        img = F.interpolate(lm.unsqueeze(1), size=tuple(c.image_size), mode='bilinear', align_corners=False)
-        return img.expand(-1, c.channels, -1, -1).contiguous()
+        "Unnormalised features of `(B, samples)` (what the cache stores): the kind's `raw` of the kind's `prepare`d waves."
+        return self.kind.raw(self, self.kind.prepare(self, wave))
 
     # ---- time axis and silence
     @property
     def time_axis(self) -> int | None:
-        "Axis of `raw` features that is time (`None` for `image`, which has none: the clip is resized as a whole)."
-        return {'frames': 1, 'image': None}.get(self.cfg.kind, -1)
+        "Axis of `raw` features that is time, as the kind says (`None` for `image`, which has none: the clip is resized as a whole)."
+        return self.kind.time_axis
 
     def silence(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw features of digital silence following each example of the clips `raw` (as `raw` returns them): one frame,
-        time axis of size 1. Exact for `logmel` (the dB floor `top_db` below the clip's peak, or -100 dB) and `waveform`
-        (zeros). MFCCs do not keep the bands' peak, so `mfcc` and `frames` take it as the loudest frame's mean band
-        level (`c0 / sqrt(n_mels)`); deltas are 0 and the frame scalars are those of silence (flatness 1, others 0)."""
-        c, kind = self.cfg, self.cfg.kind
-        if kind == 'waveform': return torch.zeros_like(raw[..., :1])
-        if kind == 'image': raise FeatureError("kind='image' has no time axis: the whole clip is resized to one image, so there is nothing to pad")
-        b = raw.shape[0]
-        if kind == 'logmel': peak = raw.flatten(1).amax(1)
-        else:
-            c0 = raw[:, :, 0] if kind == 'frames' else raw[:, 0, 0]          # (B, T)
-            peak = c0.amax(1) / math.sqrt(c.n_mels)
-        floor = (peak - c.top_db).clamp_min(-100.0) if c.top_db is not None else torch.full_like(peak, -100.0)   # (B,)
-        if kind == 'logmel': return floor.view(b, 1, 1, 1).expand(b, 1, c.n_mels, 1).to(raw.dtype)
-        m = floor.view(b, 1) * self.dct_t.sum(1).to(raw.device)           # MFCC of a constant log-mel column, (B, n_mfcc)
-        mf = torch.stack([m] + [torch.zeros_like(m)] * (2 if c.deltas else 0), 1)   # (B, C, n_mfcc)
-        if kind == 'mfcc': return mf.unsqueeze(-1).to(raw.dtype)
-        scal = torch.zeros(b, len(FRAME_SCALARS), dtype=raw.dtype, device=raw.device)
-        scal[:, FRAME_SCALARS.index('flatness')] = 1.0
-        return torch.cat([mf.flatten(1), scal], 1).unsqueeze(1).to(raw.dtype)   # (B, 1, D)
+        time axis of size 1, by the kind's rule (`FeatureKind.silence`; the built-in rules are described with each kind)."""
+        return self.kind.silence(self, raw)
 
     # ---- normalisation
 
@@ -290,7 +281,7 @@ class FeatureExtractor(nn.Module):
         mode = self.cfg.normalize
         if mode == 'none': return x
         if mode == 'example':
-            dims = (1,) if self.cfg.kind == 'frames' else tuple(range(2, x.dim()))
+            dims = tuple(self.kind.example_dims(x))
             mu = x.mean(dims, keepdim=True)
             sd = x.std(dims, keepdim=True, unbiased=False)
             return (x - mu) / _safe_std(sd)
@@ -335,6 +326,93 @@ class FeatureExtractor(nn.Module):
         through it (it has no parameters of its own), so it composes with a trainable model; callers choose
         `torch.inference_mode()` when they only need the numbers."""
         return self.normalize(self.raw(wave))
+
+# %% ../nbs/09_features.ipynb #4ef7e3bc
+class FeatureKind:
+    """Base of a feature kind: subclass it, define `raw`, and register the subclass with `@FEATURES.register('name')`.
+
+    - `raw(self, fx, wave)` (required): raw features `(B, ...)` of `wave` `(B, samples)`, float32 on the extractor `fx`'s
+      device and padded to one analysis window (`prepare`); use `fx.cfg` and the extractor's pieces (`fx.power`, `fx.logmel`...).
+    - `time_axis`: the axis of `raw`'s output that is time (counting the batch axis; default -1), `None` when there is none.
+    - `silence(fx, raw)`: the raw features of one frame of silence after each clip, time axis of size 1. Default: **the
+      minimum over each clip's frames** (every other value kept per row/feature): for a dB spectrogram, the quietest
+      each frequency row gets in that clip. Override it when the kind knows better (the built-ins do).
+    - `example_dims(x)`: the axes `normalize='example'` standardises over. Default: every axis after the channel axis 1
+      (per channel, as the spectrogram kinds); a `(B, T, D)` layout returns `(1,)` (per feature over time).
+    - `shape(fx, n_samples)`: one example's output shape. Default: the shape of `raw` of one silent clip of that length.
+    - `prepare(fx, wave)`: the waveform `raw` receives. Default: `fx.prepare` (mono float32, short clips padded)."""
+    time_axis: int | None = -1
+
+    def prepare(self, fx: FeatureExtractor, wave: torch.Tensor) -> torch.Tensor: return fx.prepare(wave)
+
+    def shape(self, fx: FeatureExtractor, n_samples: int) -> tuple[int, ...]:
+        with torch.no_grad(): return tuple(self.raw(fx, self.prepare(fx, torch.zeros(1, n_samples, device=fx.window.device))).shape[1:])
+
+    def silence(self, fx: FeatureExtractor, raw: torch.Tensor) -> torch.Tensor:
+        if self.time_axis is None:
+            raise FeatureError(f"feature kind {fx.cfg.kind!r} has no time axis, so there is no frame of silence to pad with")
+        return raw.amin(self.time_axis, keepdim=True)
+
+    def example_dims(self, x: torch.Tensor) -> tuple[int, ...]: return tuple(range(2, x.dim()))
+
+# %% ../nbs/09_features.ipynb #72e2c546
+def _db_floor(fx: FeatureExtractor, peak: torch.Tensor) -> torch.Tensor:
+    "The log-mel floor (B,) under clips whose loudest band level is `peak` (B,): `top_db` below it, at least -100 dB."
+    c = fx.cfg
+    return (peak - c.top_db).clamp_min(-100.0) if c.top_db is not None else torch.full_like(peak, -100.0)
+
+def _mfcc_silence(fx: FeatureExtractor, c0: torch.Tensor) -> torch.Tensor:
+    "MFCC channels `(B, C, n_mfcc)` of silence after clips whose first coefficient over time is `c0` `(B, T)`."
+    m = _db_floor(fx, c0.amax(1) / math.sqrt(fx.cfg.n_mels)).view(-1, 1) * fx.dct_t.sum(1).to(c0.device)   # MFCC of a constant column
+    return torch.stack([m] + [torch.zeros_like(m)] * (2 if fx.cfg.deltas else 0), 1)
+
+@FEATURES.register('logmel')
+class LogMelKind(FeatureKind):
+    "Log-mel power in dB, `(B, 1, n_mels, T)`."
+    def raw(self, fx, wave): return fx.logmel(fx.power(wave)).unsqueeze(1)
+    def shape(self, fx, n_samples): return (1, fx.cfg.n_mels, fx.n_frames(n_samples))
+    def silence(self, fx, raw):
+        b = raw.shape[0]
+        return _db_floor(fx, raw.flatten(1).amax(1)).view(b, 1, 1, 1).expand(b, 1, fx.cfg.n_mels, 1).to(raw.dtype)
+
+@FEATURES.register('mfcc')
+class MFCCKind(FeatureKind):
+    "MFCC with its deltas as channels, `(B, 3 or 1, n_mfcc, T)`."
+    def raw(self, fx, wave): return fx.mfcc_from_logmel(fx.logmel(fx.power(wave)))
+    def shape(self, fx, n_samples): return (3 if fx.cfg.deltas else 1, fx.cfg.n_mfcc, fx.n_frames(n_samples))
+    def silence(self, fx, raw): return _mfcc_silence(fx, raw[:, 0, 0]).unsqueeze(-1).to(raw.dtype)
+
+@FEATURES.register('frames')
+class FramesKind(FeatureKind):
+    "One row per frame, `(B, T, D)`: MFCC (+ deltas) then the frame scalars (`FeatureExtractor.feature_names`)."
+    time_axis = 1
+    def raw(self, fx, wave): return fx.frame_features(wave)
+    def shape(self, fx, n_samples): return (fx.n_frames(n_samples), len(fx.feature_names))
+    def example_dims(self, x): return (1,)
+    def silence(self, fx, raw):
+        mf = _mfcc_silence(fx, raw[:, :, 0])                                        # (B, C, n_mfcc)
+        scal = torch.zeros(raw.shape[0], len(FRAME_SCALARS), dtype=raw.dtype, device=raw.device)
+        scal[:, FRAME_SCALARS.index('flatness')] = 1.0
+        return torch.cat([mf.flatten(1), scal], 1).unsqueeze(1).to(raw.dtype)    # (B, 1, D)
+
+@FEATURES.register('image')
+class ImageKind(FeatureKind):
+    "The log-mel resized to `image_size`, 1 or 3 (repeated) channels, `(B, channels, height, width)`; no time axis."
+    time_axis = None
+    def raw(self, fx, wave):
+        img = F.interpolate(fx.logmel(fx.power(wave)).unsqueeze(1), size=tuple(fx.cfg.image_size), mode='bilinear', align_corners=False)
+        return img.expand(-1, fx.cfg.channels, -1, -1).contiguous()
+    def shape(self, fx, n_samples): return (fx.cfg.channels, *fx.cfg.image_size)
+    def silence(self, fx, raw):
+        raise FeatureError("kind='image' has no time axis: the whole clip is resized to one image, so there is nothing to pad")
+
+@FEATURES.register('waveform')
+class WaveformKind(FeatureKind):
+    "The waveform itself, `(B, 1, samples)` (not padded); silence is zeros."
+    def prepare(self, fx, wave): return as_batch(wave).to(fx.window.device)
+    def raw(self, fx, wave): return wave.unsqueeze(1)
+    def shape(self, fx, n_samples): return (1, n_samples)
+    def silence(self, fx, raw): return torch.zeros_like(raw[..., :1])
 
 # %% ../nbs/09_features.ipynb #efce8b7f
 def _bench_clips(data: str | os.PathLike | None, n: int, sample_rate: int, seconds: float) -> tuple[torch.Tensor, str]:

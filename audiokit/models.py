@@ -65,7 +65,7 @@ def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 class MaxPool2x2(nn.Module):
-    "2x2 max pooling (floor mode; an axis shorter than 2 is left as is). On CPU it is the max of strided views, because torch 2.11's NCHW CPU `max_pool2d` is slow (3.5 ms vs 0.7 ms for 16x128x157); on other devices and in ONNX export it is `F.max_pool2d`."
+    "2x2 max pooling (floor mode; an axis shorter than 2 is left as is). On CPU it is the max of strided views, because torch 2.11's NCHW CPU `max_pool2d` is several times slower (`audiokit bench model`); on other devices and in export it is `F.max_pool2d`."
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = int(x.shape[-2]), int(x.shape[-1])
         if x.device.type != 'cpu' or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():

@@ -57,7 +57,8 @@ def summarize_runs(long: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame
     "Per subdb x method x variant x metric: n folds, mean, sd, and the t-interval bounds."
     rows = []
     for (s, me, va, mt), g in long.groupby(['subdb', 'method', 'variant', 'metric'], sort=True):
-        m, lo, hi = t_interval(g['value'].tolist(), confidence)
+        v = g['value']
+        m, lo, hi = t_interval(v.tolist(), confidence, bounds=(0.0, 1.0) if v.between(0, 1).all() else None)
         rows.append({'subdb': s, 'method': me, 'variant': va, 'metric': mt, 'n_folds': len(g), 'mean': m,
                      'sd': float(g['value'].std(ddof=1)) if len(g) > 1 else math.nan, 'ci_low': lo, 'ci_high': hi})
     return pd.DataFrame(rows, columns=['subdb', 'method', 'variant', 'metric', 'n_folds', 'mean', 'sd', 'ci_low', 'ci_high'])

@@ -163,15 +163,15 @@ def test_patchmix_label_matches_area():
 
 
 def test_compose_epochs_and_example_generators(bg_files):
-    cfg = AugmentConfig(sample_rate=SR, gain_p=0.5, noise_p=0.5, shift_p=0.5, background_p=0.5, freq_mask_p=0.5, time_mask_p=0.5,
+    cfg = AugmentConfig(gain_p=0.5, noise_p=0.5, shift_p=0.5, background_p=0.5, freq_mask_p=0.5, time_mask_p=0.5,
                         mix='bc', mix_p=0.5)
-    w = build_augment(cfg, 'waveform', seed=3, background=bg_files)
+    w = build_augment(cfg, 'waveform', SR, seed=3, background=bg_files)
     x = waves(b=8)
     e2 = w.set_epoch(2)(x, train=True)
     w.set_epoch(0)(x, train=True)
     assert torch.equal(w.set_epoch(2)(x, train=True), e2)
-    assert not torch.equal(build_augment(cfg, 'waveform', seed=4, background=bg_files).set_epoch(2)(x, train=True), e2)
-    s = build_augment(cfg, 'spectrogram', seed=3)
+    assert not torch.equal(build_augment(cfg, 'waveform', SR, seed=4, background=bg_files).set_epoch(2)(x, train=True), e2)
+    s = build_augment(cfg, 'spectrogram', SR, seed=3)
     with pytest.raises(AugmentError, match='call the pipeline with y'):
         s(torch.randn(4, 1, 8, 8), train=True)
     a = w(x[0], train=True, generator=example_generator(3, 1, 17))
@@ -189,3 +189,14 @@ def test_errors_are_clear():
         BandPass(sample_rate=4000, max_center_hz=1900)
     with pytest.raises(ConfigError, match='unknown setting'):
         AugmentConfig.from_dict({'noise': 1})
+
+
+def test_background_comes_from_the_config_folder(tmp_path):
+    # AugmentConfig.background names a folder of audio (or a manifest): the run spec can switch background mixing on
+    import soundfile as sf
+    from audiokit.core import ConfigError
+    for i in range(2): sf.write(tmp_path / f'bg{i}.wav', (0.1 * np.random.default_rng(i).standard_normal(SR)).astype('float32'), SR)
+    w = build_augment(AugmentConfig(background_p=1.0, background=str(tmp_path)), 'waveform', SR, seed=0)
+    assert len(w) == 1 and type(w.transforms[0]).__name__ == 'BackgroundMix'
+    with pytest.raises(ConfigError, match='augment.background'):
+        build_augment(AugmentConfig(background_p=1.0), 'waveform', SR)

@@ -12,6 +12,9 @@ import torch
 
 from audiokit.cache import CacheError, FeatureDataset, build_cache, cache_index, cache_key, check_entry, clear_cache
 from audiokit.core import AudioConfig, FeatureConfig
+from audiokit.labels import LabelSpace
+
+AB = LabelSpace(classes=('a', 'b'))
 
 SR = 8000
 ACFG = AudioConfig(sample_rate=SR, duration=0.5)
@@ -66,7 +69,7 @@ def _fill_worker(args):
     man_csv, cache_dir = args
     man = pd.read_csv(man_csv)
     e = build_cache(man, ACFG, FCFG, cache_dir, progress=False, workers=1)
-    return e.status, e.key, e[:].tolist()
+    return e.status, e.key, np.asarray(e.features).tolist()
 
 
 def test_two_processes_fill_at_once(tmp_path):
@@ -89,7 +92,7 @@ def test_two_processes_fill_at_once(tmp_path):
 def test_corrupt_entry_is_detected_and_rebuilt(tmp_path, damage):
     man = make_manifest(tmp_path)
     a = build_cache(man, ACFG, FCFG, tmp_path / 'c', progress=False)
-    good = a[:]
+    good = np.array(a.features)
     npy, meta = a.npy_path, a.root / f'{a.key}.json'
     if damage == 'flip':
         with open(npy, 'r+b') as f: f.seek(-64, 2); f.write(bytes(32))
@@ -101,7 +104,7 @@ def test_corrupt_entry_is_detected_and_rebuilt(tmp_path, damage):
     elif damage == 'no_array': npy.unlink()
     assert check_entry(tmp_path / 'c', a.key)[0] is None
     b = build_cache(man, ACFG, FCFG, tmp_path / 'c', progress=False)
-    assert b.status == 'rebuilt' and b.key == a.key and np.array_equal(b[:], good)
+    assert b.status == 'rebuilt' and b.key == a.key and np.array_equal(np.asarray(b.features), good)
     assert check_entry(tmp_path / 'c', a.key)[0] is not None
 
 
@@ -123,59 +126,75 @@ def test_dataset_cached_equals_on_the_fly_and_is_reproducible(tmp_path):
     man = make_manifest(tmp_path, n=6)
     for norm in ('none', 'example', 'dataset'):
         f = FCFG.replace(normalize=norm)
-        cached = FeatureDataset(man, ['a', 'b'], ACFG, f, cache_dir=tmp_path / 'c')
-        fly = FeatureDataset(man, ['a', 'b'], ACFG, f)
+        cached = FeatureDataset(man, AB, ACFG, f, cache_dir=tmp_path / 'c', window=32, crop='center')
+        fly = FeatureDataset(man, AB, ACFG, f, window=32, crop='center')
         assert cached.use_cache and not fly.use_cache
         for i in range(len(man)):
             (x1, y1), (x2, y2) = cached[i], fly[i]
             assert x1.dtype == torch.float32 and x1.shape == (1, 32, 32) and torch.allclose(x1, x2, atol=1e-3) and y1 == y2 == 'ab'.index(man.label[i])
 
     def noise(w, generator=None): return w + 0.01 * torch.randn(w.shape, generator=generator)
-    ds = FeatureDataset(man, ['a', 'b'], ACFG, FCFG, cache_dir=tmp_path / 'c', wave_transform=noise, seed=3)
-    ds2 = FeatureDataset(man, ['a', 'b'], ACFG, FCFG, wave_transform=noise, seed=3)
+    ds = FeatureDataset(man, AB, ACFG, FCFG, cache_dir=tmp_path / 'c', window=32, wave_transform=noise, seed=3)
+    ds2 = FeatureDataset(man, AB, ACFG, FCFG, window=32, wave_transform=noise, seed=3)
     assert not ds.use_cache and torch.equal(ds[2][0], ds2[2][0])             # same seed, same epoch: same example
     e0 = ds[2][0]; ds.set_epoch(1)
     assert not torch.equal(ds[2][0], e0)                                     # next epoch: new draw
-    assert not torch.equal(FeatureDataset(man, ['a', 'b'], ACFG, FCFG, wave_transform=noise, seed=4)[2][0], e0)
+    assert not torch.equal(FeatureDataset(man, AB, ACFG, FCFG, window=32, wave_transform=noise, seed=4)[2][0], e0)
 
 
 def test_dataset_random_crop_is_not_cached(tmp_path):
     man = make_manifest(tmp_path, n=3)
-    ds = FeatureDataset(man, ['a', 'b'], ACFG.replace(duration=0.25, length_policy='random_crop'), FCFG, cache_dir=tmp_path / 'c')
+    ds = FeatureDataset(man, AB, ACFG.replace(duration=0.25, length_policy='random_crop'), FCFG, cache_dir=tmp_path / 'c', window=16)
     assert not ds.use_cache and ds[0][0].shape == (1, 32, 16)
+
+
+def test_clips_of_any_length_share_an_entry_and_crop_to_windows(tmp_path):
+    # clips of different lengths used to be refused ("need AudioConfig.duration") or crash the collate function
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, sec in enumerate([0.1, 0.4, 1.3, 2.0]):
+        p = tmp_path / f'v{i}.wav'; sf.write(p, (0.2 * rng.standard_normal(int(sec * SR))).astype('float32'), SR)
+        rows.append({'path': str(p), 'label': 'ab'[i % 2], 'group': f'g{i}'})
+    man = pd.DataFrame(rows)
+    ds = FeatureDataset(man, AB, AudioConfig(sample_rate=SR), FCFG, cache_dir=tmp_path / 'c', window=10)
+    assert ds.lengths() == [1 + max(int(s * SR), 256) // 128 for s in (0.1, 0.4, 1.3, 2.0)]
+    xb, yb = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert xb.shape == (4, 1, 32, 10)
+    whole = FeatureDataset(man, AB, AudioConfig(sample_rate=SR), FCFG, cache_dir=tmp_path / 'c')
+    assert [whole[i][0].shape[-1] for i in range(4)] == ds.lengths() and whole.entry.key == ds.entry.key
 
 
 def test_multilabel_targets(tmp_path):
     man = make_manifest(tmp_path, n=4).assign(label_a=[1, 0, 1, 0], label_b=[1, 1, 0, 0])
     man['label'] = ['a+b', 'b', 'a', 'none']
-    ds = FeatureDataset(man, ['a', 'b'], ACFG, FCFG, cache_dir=tmp_path / 'c')
+    ds = FeatureDataset(man, LabelSpace.from_manifest(man), ACFG, FCFG, cache_dir=tmp_path / 'c')
     assert [ds[i][1].tolist() for i in range(4)] == [[1, 1], [0, 1], [1, 0], [0, 0]] and ds[0][1].dtype == torch.float32
 
 
 def test_cli_build_list_clear(tmp_path):
     import subprocess, sys
-    from audiokit.core import ExperimentConfig
+    from audiokit.spec import RunSpec
     man = make_manifest(tmp_path, n=3)
     man.to_csv(tmp_path / 'man.csv', index=False)
-    ExperimentConfig(audio=ACFG, features=FCFG).save(tmp_path / 'exp.yaml')
+    RunSpec(audio=ACFG, features=FCFG).save(tmp_path / 'exp.yaml')
     run = lambda *a: subprocess.run([sys.executable, '-m', 'audiokit.cli', 'cache', *a], capture_output=True, text=True)
-    r = run('build', str(tmp_path / 'man.csv'), '--cache-dir', str(tmp_path / 'c'), '--config', str(tmp_path / 'exp.yaml'))
+    r = run('build', str(tmp_path / 'man.csv'), '--cache', str(tmp_path / 'c'), '--config', str(tmp_path / 'exp.yaml'))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out['status'] == 'built' and out['rows'] == 3 and out['shape'] == [1, 32, 32]
+    assert out['status'] == 'built' and out['rows'] == 3 and out['shape'] == [1, 32]
     assert out['key'] == build_cache(man, ACFG, FCFG, tmp_path / 'c', progress=False).key   # the same entry as the API
-    r2 = run('build', str(tmp_path / 'man.csv'), '--cache-dir', str(tmp_path / 'c'), '--config', str(tmp_path / 'exp.yaml'))
+    r2 = run('build', str(tmp_path / 'man.csv'), '--cache', str(tmp_path / 'c'), '--config', str(tmp_path / 'exp.yaml'))
     assert json.loads(r2.stdout.strip().splitlines()[-1])['status'] == 'hit'
-    assert out['key'] in run('list', '--cache-dir', str(tmp_path / 'c')).stdout
-    assert 'removed 1' in run('clear', '--cache-dir', str(tmp_path / 'c')).stdout
-    bad = run('build', '--cache-dir', str(tmp_path / 'c'))
+    assert out['key'] in run('list', '--cache', str(tmp_path / 'c')).stdout
+    assert 'removed 1' in run('clear', '--cache', str(tmp_path / 'c')).stdout
+    bad = run('build', '--cache', str(tmp_path / 'c'))
     assert bad.returncode == 1 and 'needs a MANIFEST' in bad.stderr
 
 
 def test_dataset_pickles_without_the_array(tmp_path):
     import pickle
     man = make_manifest(tmp_path, n=4)
-    ds = FeatureDataset(man, ['a', 'b'], ACFG, FCFG, cache_dir=tmp_path / 'c')
+    ds = FeatureDataset(man, AB, ACFG, FCFG, cache_dir=tmp_path / 'c')
     x = ds[1][0]
     blob = pickle.dumps(ds)
     assert len(blob) < 200_000 and torch.equal(pickle.loads(blob)[1][0], x)

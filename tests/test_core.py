@@ -116,7 +116,7 @@ def test_unknown_nested_key_refused():
 @pytest.mark.parametrize('cls,key,value', [
     (AudioConfig, 'sample_rate', 'fast'), (AudioConfig, 'sample_rate', 16000.5), (AudioConfig, 'mono', 'yes'),
     (AudioConfig, 'length_policy', 'stretch'), (AudioConfig, 'normalize', 1),
-    (FeatureConfig, 'image_size', 'big'), (FeatureConfig, 'kind', 'cqt'), (FeatureConfig, 'n_mels', None),
+    (FeatureConfig, 'image_size', 'big'), (FeatureConfig, 'kind', 3), (FeatureConfig, 'n_mels', None),   # an unknown kind name: tests/test_features.py
     (TrainConfig, 'epochs', '10'), (TrainConfig, 'lr', 'high'), (TrainConfig, 'amp', 1.0),
     (ModelConfig, 'num_classes', [2]), (InferenceConfig, 'top_k', {'k': 1}),
     (WindowConfig, 'aggregate', 'median'), (WindowConfig, 'seconds', 'long'),

@@ -203,3 +203,101 @@ def test_silence_of_logmel_equals_zero_padded_audio():
     scal = slice(len(fr.feature_names) - len(FRAME_SCALARS), None)
     assert torch.allclose(tail[:, scal], s[scal].expand_as(tail[:, scal]), atol=1e-5)   # the frame scalars of silence
     assert torch.allclose(tail[:, 8:24], s[8:24].expand_as(tail[:, 8:24]), atol=1e-4)    # deltas of silence are 0
+
+
+# ---- feature kinds are registrable (core.FEATURES)
+
+from audiokit.core import FEATURES, ConfigError
+from audiokit.features import FeatureKind, power_to_db
+
+
+@FEATURES.register('test_logspec')
+class _TestLogSpec(FeatureKind):
+    "A user's kind with only `raw`: log power spectrogram without mel, `(B, 1, n_fft//2+1, T)`."
+    def raw(self, fx, wave): return power_to_db(fx.power(wave), fx.cfg.top_db).unsqueeze(1)
+
+
+@FEATURES.register('test_frames_rows')
+class _TestRows(FeatureKind):
+    "A user's `(B, T, D)` kind: the log-mel transposed, per-feature example normalisation and its own silence."
+    time_axis = 1
+    def raw(self, fx, wave): return fx.logmel(fx.power(wave)).transpose(1, 2)
+    def example_dims(self, x): return (1,)
+    def silence(self, fx, raw): return torch.full_like(raw[:, :1], -100.0)
+
+
+def test_builtin_kinds_are_registered():
+    assert set(KINDS) <= set(FEATURES.names())
+    for kind in KINDS:
+        assert isinstance(FeatureExtractor(FeatureConfig(kind=kind), 16000).kind, FEATURES[kind])
+
+
+def test_a_registered_kind_is_used_by_the_extractor():
+    y = _noise_chirp(16000, 1.0)
+    fx = FeatureExtractor(FeatureConfig(kind='test_logspec', n_fft=512, hop_length=128, normalize='none'), 16000)
+    out = fx(torch.from_numpy(y)[None])
+    ref = librosa.power_to_db(np.abs(librosa.stft(y, n_fft=512, hop_length=128)) ** 2, top_db=80.0)
+    assert out.shape == (1, 1, 257, ref.shape[1]) == (1, *fx.output_shape(len(y)))      # output_shape by default from `raw`
+    assert np.abs(out[0, 0].numpy() - ref).max() < LOGMEL_TOL_DB
+    x = 0.1 * torch.randn(3, 4000, generator=torch.Generator().manual_seed(0))
+    r = fx.raw(x)
+    assert fx.time_axis == -1 and torch.equal(fx.silence(r), r.amin(-1, keepdim=True))   # default silence: min over frames
+    z = FeatureExtractor(fx.cfg.replace(normalize='example'), 16000)(x)
+    assert z.mean((2, 3)).abs().max() < 1e-4 and ((z.std((2, 3), unbiased=False) - 1).abs() < 1e-3).all()
+    ds = FeatureExtractor(fx.cfg.replace(normalize='dataset'), 16000).fit_stats([x])
+    assert ds.stats_mean.shape == (1, 257, 1) and torch.isfinite(ds(x)).all()
+
+
+def test_a_kind_with_its_own_layout_and_silence():
+    fx = FeatureExtractor(FeatureConfig(kind='test_frames_rows', n_fft=256, hop_length=64, n_mels=24), 8000)
+    x = 0.1 * torch.randn(2, 3000, generator=torch.Generator().manual_seed(1))
+    out = fx(x)
+    assert out.shape == (2, fx.n_frames(3000), 24) == (2, *fx.output_shape(3000))
+    assert out.mean(1).abs().max() < 1e-4                                                   # normalised per feature over time
+    s = fx.silence(fx.raw(x))
+    assert s.shape == (2, 1, 24) and (s == -100).all()
+
+
+def test_clip_classifier_on_a_registered_kind():
+    from audiokit.clipmodel import ClipClassifier, hop_frames_for, window_frames_for
+    from audiokit.core import ModelConfig
+    from audiokit.models import build_model
+    torch.manual_seed(0)
+    fx = FeatureExtractor(FeatureConfig(kind='test_logspec', n_fft=256, hop_length=128), 8000)
+    w, h = window_frames_for(0.5, fx), hop_frames_for(0.5, 0.5, fx)
+    clip = ClipClassifier(fx, build_model(ModelConfig(name='cnn', num_classes=2, width=4), fx.output_shape(4000)), w, h).eval()
+    x = 0.1 * torch.randn(2, 9000, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        p, p_short = clip(x), clip(x[:, :1500])                   # the short clip is padded with the kind's silence
+        assert torch.allclose(p, clip.forward_features(fx.raw(x)))
+    assert p.shape == p_short.shape == (2, 2) and torch.allclose(p.sum(1), torch.ones(2)) and torch.isfinite(p_short).all()
+
+
+def test_unknown_or_malformed_kinds_are_refused():
+    with pytest.raises(ConfigError, match=r"FeatureConfig\.kind: unknown feature kind 'pcen'; registered: .*logmel.*test_logspec"):
+        FeatureExtractor(FeatureConfig(kind='pcen'), 16000)
+    assert FeatureConfig(kind='pcen').kind == 'pcen'             # the config itself takes any name: kinds register at import time
+
+    @FEATURES.register('test_no_raw')
+    class NoRaw(FeatureKind):
+        "Forgot `raw`."
+    @FEATURES.register('test_not_a_class')
+    def not_a_kind(fx, wave): return wave
+    for name in ('test_no_raw', 'test_not_a_class'):
+        with pytest.raises(ConfigError, match=r"lacks .*'raw'.*FeatureKind"):
+            FeatureExtractor(FeatureConfig(kind=name), 16000)
+
+
+def test_image_has_no_silence_and_a_user_kind_without_time_axis_says_so():
+    with pytest.raises(FeatureError, match='no time axis'):
+        FeatureExtractor(FeatureConfig(kind='image'), 16000).silence(torch.zeros(1, 1, 128, 128))
+
+    @FEATURES.register('test_summary')
+    class Summary(FeatureKind):
+        "Mean log-mel over time: no time axis."
+        time_axis = None
+        def raw(self, fx, wave): return fx.logmel(fx.power(wave)).mean(-1, keepdim=True).unsqueeze(1)
+    fx = FeatureExtractor(FeatureConfig(kind='test_summary', n_mels=16), 16000)
+    assert fx.output_shape(5000) == (1, 16, 1)
+    with pytest.raises(FeatureError, match="'test_summary' has no time axis"):
+        fx.silence(fx.raw(torch.randn(1, 5000)))

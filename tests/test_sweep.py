@@ -1,5 +1,6 @@
 """`audiokit sweep` end to end (papermill runs of the toy experiment notebook): resume after a kill,
-a failing run reported alone, two sweeps on one folder, Dask. Run as a user runs it: subprocesses."""
+a failing run reported alone, two sweeps on one folder, Dask, and every `-p` checked (against the run spec for
+`train_eval`) before anything starts. Run as a user runs it: subprocesses."""
 import json, os, signal, sqlite3, subprocess, sys, time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT / 'nbs' / 'experiments' / 'toy_experiment.ipynb'
+TRAIN_EVAL = ROOT / 'nbs' / 'experiments' / 'train_eval.ipynb'
 GRID = ['--subdbs', '1', '2', '--folds', '0', '1', '--methods', 'a', 'b']
 
 
@@ -178,3 +180,57 @@ def test_imbalmed_mode_builds_csvs_and_writes_cv_summaries(tmp_path):
     assert sorted(agg['fold'].unique()) == [0, 1, 2] and len(agg) == 6   # one row per (subdb, fold) from the CV summaries
     r2 = run(c)   # resume: nothing to do
     assert r2.returncode == 0 and summary(r2.stdout)['skipped'] == 2
+
+
+def test_unknown_or_bad_p_refused_before_any_run_starts(tmp_path):
+    "Papermill only logs a parameter the notebook lacks: two run folders with different names would train identically."
+    base = [sys.executable, '-m', 'audiokit.cli', 'sweep', '--notebook', str(TRAIN_EVAL), '--subdbs', '1', '--folds', '0',
+            '--out', str(tmp_path / 'o'), '--quiet']
+    r = run(base + ['-p', 'train.epoch=1,2'])                    # misspelt run-spec setting
+    assert r.returncode == 1, r.stderr
+    assert "unknown setting(s) ['epoch']" in r.stderr and "'epochs'" in r.stderr     # names the valid settings
+    r = run(base + ['-p', 'epochz=3'])                           # a name in no section
+    assert r.returncode == 1 and "unknown setting 'epochz'" in r.stderr and 'train.epochs' in r.stderr
+    r = run(base + ['-p', 'train.epochs=many'])                  # a bad value
+    assert r.returncode == 1 and 'expected an integer' in r.stderr
+    r = run(base + ['-p', 'balance.method=oversampel'])
+    assert r.returncode == 1 and "'oversample'" in r.stderr
+    r = run(base + ['--methods', 'cnn', 'no_such_model'])         # the method names the model
+    assert r.returncode == 1 and 'unknown model' in r.stderr
+    r = run(cmd(tmp_path / 'o', params=('epochs=3',)))            # not a run-spec notebook: its own parameters
+    assert r.returncode == 1 and "unknown parameter 'epochs'" in r.stderr and "'work'" in r.stderr
+    r = run(cmd(tmp_path / 'o', params=('work=many',)))
+    assert r.returncode == 1 and 'is a str' in r.stderr
+    assert not (tmp_path / 'o').exists(), 'a refused sweep must not start anything'
+
+
+def test_p_uses_the_one_override_grammar():
+    from audiokit.core import parse_overrides
+    from audiokit.sweep import parse_params
+    items = ['a=none', 'b=yes', 'c=1e-3', 'd=true', 'e=[1, 2]', 'f=null', 'g=No', 'h=5']
+    ours = parse_params(items)
+    for it in items:
+        k = it.split('=')[0]
+        assert ours[k] == [parse_overrides([it])[k]], it
+    assert ours['b'] == ['yes'] and ours['a'] == [None] and ours['e'] == [[1, 2]]
+    assert parse_params(['train.lr=1e-3,3e-4'])['train.lr'] == [0.001, 0.0003]     # a comma list: alternatives, swept
+
+
+def test_spec_overrides_reach_the_runs(tmp_path):
+    "Two runs that differ in a -p setting are trained differently: the overrides reach run_fold (run.yaml, history)."
+    from audiokit.demo import demo_data
+    data = demo_data(tmp_path / 'data', n_patients=12)
+    c = [sys.executable, '-m', 'audiokit.cli', 'sweep', '--notebook', str(TRAIN_EVAL), '--subdbs', '1', '--folds', '0',
+         '--data', str(data), '--out', str(tmp_path / 'o'), '--workers', '2', '--quiet', '--aggregate', 'library',
+         '-p', 'train.epochs=1,2', '-p', 'eval.n_boot=10']
+    r = run(c)
+    assert r.returncode == 0, r.stderr
+    exp = tmp_path / 'o' / 'train_eval'
+    for e in (1, 2):
+        d = exp / f'subdb1/fold0/cnn_train.epochs={e}'
+        assert f'epochs: {e}\n' in (d / 'run.yaml').read_text() and 'sample_rate: 4000' in (d / 'run.yaml').read_text()   # notebook spec + override
+        assert len(json.loads((d / 'metrics.json').read_text())['history']) == e
+        params = json.loads((d / 'params.json').read_text())
+        assert params['overrides'] == {'eval': {'n_boot': 10}, 'train': {'epochs': e}} and params['spec']['audio']['sample_rate'] == 4000
+    agg = pd.read_csv(exp / 'aggregate.csv')
+    assert sorted(agg['variant']) == ['train.epochs=1', 'train.epochs=2'] and agg['icbhi_score'].between(0, 1).all()
