@@ -155,7 +155,7 @@ def _bench(args) -> int:
 def _demo(args) -> int:
     "The longest pipeline that exists so far, end to end on generated audio."
     from audiokit.demo import run_demo
-    summary = run_demo(args.out, workers=args.workers, epochs=args.epochs, overwrite=args.overwrite)
+    summary = run_demo(args.out, workers=args.workers, overrides=args.param, overwrite=args.overwrite)
     print(json.dumps({k: v for k, v in summary.items() if k != 'failed'}, indent=2, default=str))
     for f in summary['failed']: print(f"FAILED {f['key']}: {f.get('ename')}: {f.get('evalue')}")
     print(f"\nreport: {summary['report']}")
@@ -179,7 +179,7 @@ def add_cli(sub) -> None:
     d = sub.add_parser('demo', help=COMMANDS['demo'][1])
     d.add_argument('--out', default='outputs', help='where results go (default: outputs; the experiment is outputs/demo)')
     d.add_argument('--workers', type=int, default=2, help='parallel runs (default 2)')
-    d.add_argument('--epochs', type=int, default=15, help='training epochs per run (default 15)')
+    d.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help='override a run setting, e.g. -p train.epochs=5 (default: 15 epochs, batch 16)')
     d.add_argument('--overwrite', action='store_true', help='start again instead of resuming an earlier demo')
     d.set_defaults(func=_demo)
 

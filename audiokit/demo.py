@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 import audiokit
 from .core import AudioKitError, get_logger
 from .manifest import write_manifest
 from .simulate import SimulatorConfig, simulate_icbhi
 from .splits import assign_folds, audit_splits
-from .sweep import sweep
+from .sweep import parse_params, sweep
 
 # %% auto #0
 __all__ = ['experiment_notebook', 'demo_data', 'run_demo']
@@ -36,13 +37,13 @@ def demo_data(root: str | Path, n_patients: int = 40, seed: int = 0, k: int = 5)
     audit_splits(folds, check_audio=False, raise_on_leak=True)
     return write_manifest(folds, manifest, overwrite=True)
 
-def run_demo(out: str | Path = 'outputs', workers: int = 2, epochs: int = 15, n_patients: int = 40, overwrite: bool = False,
+def run_demo(out: str | Path = 'outputs', workers: int = 2, overrides: Sequence[str] = (), n_patients: int = 40, overwrite: bool = False,
              progress: bool = True, folds: list[int] | None = None) -> dict:
     "The main job: simulate, split, sweep train_eval over 2 subdbs x 5 folds, aggregate; returns the sweep summary."
     t0 = time.perf_counter()
     data = demo_data(Path(out) / 'demo_data', n_patients=n_patients)
     summary = sweep(experiment_notebook('train_eval'), subdbs=['1', '2'], folds=folds if folds is not None else list(range(5)),
-                    methods=['cnn'], params={'train.epochs': epochs, 'train.batch_size': 16}, experiment='demo', out=out,
+                    methods=['cnn'], params={'train.epochs': 15, 'train.batch_size': 16, **parse_params(list(overrides))}, experiment='demo', out=out,
                     data=str(Path(data).resolve()), workers=workers, overwrite=overwrite, metric='icbhi_score', progress=progress)
     summary['total_seconds'] = round(time.perf_counter() - t0, 1)
     get_logger('demo').info(f"demo report: {summary['report']}")

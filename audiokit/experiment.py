@@ -150,7 +150,8 @@ def neural_method(fd: FoldData, out_dir: Path, cache_dir: str | Path | None = No
     seed = spec.train.seed + fd.fold
     seed_everything(seed)
     synthetic = read_manifest(spec.data.synthetic) if spec.data.synthetic else None
-    tr = apply_balance(fd.train, spec.balance, labels, synthetic, seed)
+    # synthetic rows made from a held-out patient's audio must not reach training (their `group` names the source)
+    tr = apply_balance(fd.train, spec.balance, labels, synthetic, seed, held_out_groups=set(fd.val['group']) | set(fd.test['group']))
     kw = dict(audio_cfg=spec.audio, feature_cfg=spec.features, cache_dir=cache_dir)
     W, H, seconds = window_frames(spec, FeatureDataset(tr, labels, **kw).lengths())
     aug = training_augment(spec.augment, spec.audio.sample_rate, len(labels), seed)

@@ -383,7 +383,7 @@ def cycle_features(df: pd.DataFrame, n_bands: int = 32) -> np.ndarray:
 def add_cli(subparsers) -> None:
     "Add `audiokit simulate` to the command line."
     p = subparsers.add_parser('simulate', help='write a simulated ICBHI 2017-layout respiratory data set')
-    p.add_argument('out', help='folder to write')
+    p.add_argument('--out', required=True, help='folder to write')
     d = SimulatorConfig()
     p.add_argument('--patients', type=int, default=d.n_patients)
     p.add_argument('--recordings', type=int, default=d.recordings_per_patient, help='recordings per patient')

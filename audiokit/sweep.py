@@ -74,7 +74,7 @@ def parse_params(items: Sequence[str] | None) -> dict[str, list]:
     for it in items or ():
         if '=' not in it: raise SweepError(f"expected key=value, got {it!r}", path='-p')
         k, v = (s.strip() for s in it.split('=', 1))
-        if k.split('.')[0] in SWEEP_PARAMS: raise SweepError(f"{k!r} is set by the sweep itself; use --{k}s / --{k} / --spec instead", path='-p')
+        if k.split('.')[0] in SWEEP_PARAMS: raise SweepError(f"{k!r} is set by the sweep itself; use --{k}s / --{k} / --config instead", path='-p')
         if k in out: raise SweepError(f"{k!r} is given twice; give its alternatives as one comma list", path='-p')
         out[k] = [_leaf(parse_overrides([f"{k}={a}"]), k) for a in _split_top(v)]
     return out
@@ -102,7 +102,7 @@ def _type_ok(value: Any, default: Any) -> bool:
 def run_spec_of(declared: dict, notebook: str | os.PathLike, spec: str | os.PathLike | None = None) -> str | dict | None:
     "The run spec the runs get: `spec` (a file, made absolute), else the notebook's own `spec` default (a path relative to the notebook is made absolute)."
     if 'spec' not in declared:
-        if spec is not None: raise SweepError("this notebook takes no run spec (its parameters cell has no `spec`)", path='--spec')
+        if spec is not None: raise SweepError("this notebook takes no run spec (its parameters cell has no `spec`)", path='--config')
         return None
     if spec is not None: return str(Path(spec).resolve())
     d = declared['spec']
@@ -244,7 +244,7 @@ def _folds_arg(v: list[str]):
 def _cli_sweep(args) -> int:
     def _term(signum, frame): raise KeyboardInterrupt(f"signal {signum}")
     old = signal.signal(signal.SIGTERM, _term)
-    kw = dict(methods=args.methods, params=parse_params(args.param), spec=args.spec, out=args.out, workers=args.workers,
+    kw = dict(methods=args.methods, params=parse_params(args.param), spec=args.config, out=args.out, workers=args.workers,
               scheduler=args.scheduler, overwrite=args.overwrite, aggregate=args.aggregate, metric=args.metric,
               timeout=args.timeout, progress=not args.quiet)
     try:
@@ -272,7 +272,7 @@ def add_cli(subparsers) -> None:
     p.add_argument('--methods', nargs='+', default=['cnn'], help='methods; for a run-spec notebook, model names (default: cnn)')
     p.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE',
                    help='a run-spec setting (train.epochs=5) or, for other notebooks, a notebook parameter; a comma list is swept')
-    p.add_argument('--spec', default=None, help='run spec (YAML/JSON) passed to a run-spec notebook; -p settings apply on top')
+    p.add_argument('--config', default=None, help='run spec (YAML/JSON) passed to a run-spec notebook; -p settings apply on top')
     p.add_argument('--experiment', default=None, help='experiment name (default: the notebook name)')
     p.add_argument('--out', default='outputs', help='output root (default: outputs)')
     p.add_argument('--data', default=None, help='data passed to every run (manifest CSV or data root)')

@@ -178,8 +178,6 @@ def test_config_keys_lists_every_setting():
     assert [l.split('=', 1)[0] for l in lines] == spec_keys() and 'train.epochs=7' in lines
 
 
-@pytest.mark.xfail(strict=True, reason="core.parse_value reads 'none' as None, so -p audio.normalize=none (a choice named 'none') "
-                                       "is refused: owner 00_core. Remove this mark when it is fixed.")
 def test_config_keys_are_overrides_that_give_the_same_spec():
     "What --keys prints is the -p grammar: feeding every line back as -p gives the same spec."
     r = run('config', '--keys')
@@ -241,8 +239,6 @@ def test_train_errors_say_what_to_do(clips, tmp_path):
     assert r.returncode == 1 and 'fold' in r.stderr and '7' in r.stderr and '[0, 1]' in r.stderr and 'Traceback' not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="a manifest whose rows are all in one fold fails with 'a training part of 0 group cannot give a "
-                                       "validation part' (splits.expand_folds via experiment.prepare_manifest). Remove when fixed.")
 def test_train_on_a_manifest_of_one_fold_says_run_splits(clips, tmp_path):
     df = pd.read_csv(clips / 'manifest.csv').assign(fold=0)
     df.to_csv(tmp_path / 'one_fold.csv', index=False)

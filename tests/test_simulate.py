@@ -83,9 +83,9 @@ def test_event_generators():
         assert all(0 <= e['start'] < e['end'] <= 2.0 + 1e-9 for e in ev)
 
 def test_cli(tmp_path):
-    r = run('simulate', str(tmp_path / 'sim'), '--patients', '4', '--recordings', '1', '--duration', '8', '--seed', '1')
+    r = run('simulate', '--out', str(tmp_path / 'sim'), '--patients', '4', '--recordings', '1', '--duration', '8', '--seed', '1')
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out['patients'] == 4 and out['recordings'] == 4 and (tmp_path / 'sim' / 'ICBHI_challenge_train_test.txt').exists()
-    r2 = run('simulate', str(tmp_path / 'sim'), '--patients', '4')
+    r2 = run('simulate', '--out', str(tmp_path / 'sim'), '--patients', '4')
     assert r2.returncode == 1 and 'overwrite' in r2.stderr
