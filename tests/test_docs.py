@@ -123,7 +123,9 @@ def test_pages_are_named_after_their_modules():
     assert [p.name for p in nbs] == sorted(p.name for p in (ROOT / 'nbs').glob('[0-9]*.ipynb'))
     for p in nbs:
         first = next(''.join(c['source']) for c in json.loads(p.read_text())['cells'] if c['cell_type'] == 'code')
-        assert b.page_name(p, {}) == re.search(r'default_exp\s+(\S+)', first)[1], p.name
+        module = re.search(r'default_exp\s+(\S+)', first)[1]
+        # the package's own notebook exports to __init__, whose page is named after the notebook (no link points there)
+        assert b.page_name(p, {}) == (p.stem.split('_', 1)[1] if module == '__init__' else module), p.name
     assert b.page_name(Path('22_generate_backends.ipynb'), {}) == 'generate_backends'
     assert [p.name for p in b._notebooks(ROOT / 'nbs', ['generate'])] == ['index.ipynb', '25_generate.ipynb']
 
