@@ -222,7 +222,7 @@ def run_fold(spec: RunSpec | dict | str | Path | None, fold: int, out_dir: str |
     for j, c in enumerate(labels.classes): pred[f"p_{c}"] = y_prob[:, j]
     with atomic_path(out_dir / 'predictions.csv', overwrite=True) as tmp: pred.to_csv(tmp, index=False)
     out = {'fold': fold, 'method': spec.method, 'metrics': flat_metrics(result), 'evaluation': result,
-           'history': res.get('history', []), 'best_epoch': res.get('best_epoch'), 'window': res.get('window'),
+           'history': res.get('history', []), 'best_epoch': res.get('best_epoch'), 'window': res.get('window'), 'chosen': res.get('chosen'),
            'labels': labels.to_dict(), 'n': {'train': res.get('n_train', len(fd.train)), 'val': len(fd.val), 'test': len(te)}}
     if ev.group_level:
         g = group_evaluation(y_true, y_prob, te, labels, ev.n_boot, spec.train.seed, ev.threshold)
@@ -251,8 +251,8 @@ def cv_summary(fold_metrics: dict[int, dict[str, float]], spec: RunSpec, name: s
             'seed': spec.train.seed, **provenance(), **(extra or {})}
 
 def run_name(spec: RunSpec) -> str:
-    "The name of a run's results: `spec.name`, or the model's name."
-    return spec.name or spec.model.name
+    "The name of a run's results: `spec.name`; else the model's name for the neural method, the method's name otherwise."
+    return spec.name or (spec.model.name if spec.method == 'neural' else spec.method)
 
 def train_model(csv_file: str | Path | pd.DataFrame | None = None, fold: int = -1, spec: RunSpec | dict | str | Path | None = None,
                 out_dir: str | Path = 'outputs/train', overrides: dict | Sequence[str] | None = None, cache_dir: str | Path | None = None,
