@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import weakref
 from pathlib import Path
@@ -40,7 +41,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             d = Path(self.work_dir); d.mkdir(parents=True, exist_ok=True)
             return Path(tempfile.mkdtemp(prefix='fit-', dir=d))
         d = Path(tempfile.mkdtemp(prefix='audiokit-fit-'))
-        weakref.finalize(self, __import__('shutil').rmtree, str(d), True)   # the estimator's files live as long as it does
+        weakref.finalize(self, shutil.rmtree, str(d), True)   # the estimator's files live as long as it does
         return d
 
     def _paths(self, X: Sequence, folder: Path, rate: int) -> list[str]:
