@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import warnings
@@ -30,18 +31,37 @@ from tqdm.auto import tqdm
 from .audio import load_clip
 from .augment import AugmentConfig
 from .cache import manifest_rows
-from .core import (FEATURES, METHODS, AudioConfig, ConfigError, FeatureConfig, atomic_path, atomic_write_json)
+from .core import (FEATURES, METHODS, AudioConfig, ConfigError, FeatureConfig, Registry, atomic_path, atomic_write_json)
 from .experiment import FoldData
 from .features import FeatureError, FeatureExtractor, deltas
 from .splits import PatientGroupKFold
 
 # %% auto #0
-__all__ = ['OPENSMILE_SETS', 'FUNCTIONALS_FORMAT', 'ESTIMATORS', 'CLASSICAL_KWARGS', 'CLASSICAL_KINDS', 'pooled_stats',
-           'functionals', 'classical_pipeline', 'fit_classical', 'run_classical', 'classical_method']
+__all__ = ['OPENSMILE_SETS', 'FUNCTIONALS_FORMAT', 'FUNCTIONALS', 'ESTIMATORS', 'CLASSICAL_KWARGS', 'CLASSICAL_KINDS',
+           'opensmile_functionals', 'functionals_options', 'pooled_stats', 'functionals', 'classical_pipeline',
+           'fit_classical', 'classical_proba', 'run_classical', 'classical_method']
 
 # %% ../nbs/18a_classical.ipynb #b1cbe807
 OPENSMILE_SETS = {'egemaps': 'eGeMAPSv02', 'compare': 'ComParE_2016'}
 FUNCTIONALS_FORMAT = 1   # bump when what is stored changes
+FUNCTIONALS = Registry('functionals kind')   # build(audio_cfg, feature_cfg, *, options) -> (waveform -> vector, cache identity)
+
+def opensmile_functionals(feature_set: str) -> Callable:
+    "The builder of openSMILE's functionals of `feature_set` (a name of `opensmile.FeatureSet`)."
+    def build(audio_cfg: AudioConfig, feature_cfg: FeatureConfig | None) -> tuple[Callable[[torch.Tensor], np.ndarray], dict]:
+        import opensmile
+        smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set), feature_level=opensmile.FeatureLevel.Functionals)
+        fn = lambda w: smile.process_signal(w.numpy(), audio_cfg.sample_rate).to_numpy()[0].astype(np.float32)
+        return fn, {'opensmile': opensmile.__version__, 'set': feature_set}
+    build.__qualname__ = f"opensmile_functionals_{feature_set}"
+    return build
+
+for _k, _s in OPENSMILE_SETS.items(): FUNCTIONALS.register(_k)(opensmile_functionals(_s))
+
+def functionals_options(kind: str) -> dict:
+    "The options kind `kind` takes (a registered kind's keyword-only parameters) -> their defaults (`inspect.Parameter.empty`: required)."
+    if kind not in FUNCTIONALS: return {}
+    return {n: p.default for n, p in inspect.signature(FUNCTIONALS[kind]).parameters.items() if p.kind is p.KEYWORD_ONLY}
 
 def _rows(paths_or_rows: Sequence[str] | pd.DataFrame) -> pd.DataFrame:
     if isinstance(paths_or_rows, pd.DataFrame): return paths_or_rows
@@ -54,16 +74,16 @@ def pooled_stats(raw: torch.Tensor, time_axis: int, add_deltas: bool) -> np.ndar
     if add_deltas: x = torch.cat([x, deltas(x)], 0)
     return torch.cat([x.mean(-1), x.std(-1, correction=0)]).float().numpy()
 
-def _extractor(kind: str, audio_cfg: AudioConfig, feature_cfg: FeatureConfig | None) -> tuple[Callable[[torch.Tensor], np.ndarray], dict]:
+def _extractor(kind: str, audio_cfg: AudioConfig, feature_cfg: FeatureConfig | None, options: dict) -> tuple[Callable[[torch.Tensor], np.ndarray], dict]:
     "A function waveform -> vector for `kind`, and what identifies it in the cache key."
-    if kind in OPENSMILE_SETS:
-        import opensmile
-        smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, OPENSMILE_SETS[kind]),
-                                feature_level=opensmile.FeatureLevel.Functionals)
-        fn = lambda w: smile.process_signal(w.numpy(), audio_cfg.sample_rate).to_numpy()[0].astype(np.float32)
-        return fn, {'opensmile': opensmile.__version__, 'set': OPENSMILE_SETS[kind]}
+    takes = functionals_options(kind)
+    unknown = sorted(set(options) - set(takes))
+    if unknown: raise ConfigError(f"functionals kind {kind!r} takes the options {list(takes)}, not {unknown}", path='model.model_kwargs')
+    missing = [n for n, d in takes.items() if d is inspect.Parameter.empty and n not in options]
+    if missing: raise ConfigError(f"functionals kind {kind!r} needs the option(s) {missing}", path=f"model.model_kwargs.{missing[0]}")
+    if kind in FUNCTIONALS: return FUNCTIONALS[kind](audio_cfg, feature_cfg, **options)
     if kind not in FEATURES:
-        raise ConfigError(f"unknown functionals kind {kind!r}; known: {sorted(OPENSMILE_SETS)} and the feature kinds {FEATURES.names()}", path='kind')
+        raise ConfigError(f"unknown functionals kind {kind!r}; known: {FUNCTIONALS.names()} and the feature kinds {FEATURES.names()}", path='kind')
     fcfg = (feature_cfg or FeatureConfig()).replace(kind=kind)
     fx = FeatureExtractor(fcfg, audio_cfg.sample_rate)
     if fx.time_axis is None: raise ConfigError(f"feature kind {kind!r} has no time axis to pool over", path='kind')
@@ -73,11 +93,13 @@ def _extractor(kind: str, audio_cfg: AudioConfig, feature_cfg: FeatureConfig | N
     return fn, {'features': fcfg.to_dict()}
 
 def functionals(paths_or_rows: Sequence[str] | pd.DataFrame, kind: str, audio_cfg: AudioConfig | None = None,
-                feature_cfg: FeatureConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = False) -> np.ndarray:
-    "`(clips, values)` float32 functionals of kind `kind` (see above) of clip paths or manifest rows (`path`, optional `start`/`end`), cached under `cache_dir`."
+                feature_cfg: FeatureConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = False,
+                options: dict | None = None) -> np.ndarray:
+    """`(clips, values)` float32 functionals of kind `kind` (see above; `options` for the kinds that take some) of clip paths or
+    manifest rows (`path`, optional `start`/`end`), cached under `cache_dir`."""
     audio_cfg = audio_cfg or AudioConfig()
     df = _rows(paths_or_rows)
-    fn, ident = _extractor(kind, audio_cfg, feature_cfg)
+    fn, ident = _extractor(kind, audio_cfg, feature_cfg, dict(options or {}))
     rows = manifest_rows(df)
     root = Path(cache_dir) / 'functionals' / kind if cache_dir is not None else None
     out = []
@@ -142,7 +164,7 @@ def fit_classical(X: np.ndarray, y: np.ndarray, groups: Sequence, estimator: str
 # %% ../nbs/18a_classical.ipynb #86923c57
 CLASSICAL_KWARGS = ('grid', 'k_best', 'inner_folds')
 
-def _check_classical_spec(spec, name: str) -> None:
+def _check_classical_spec(spec, name: str, kind: str) -> None:
     b = spec.balance
     if b.method != 'none' or b.synthetic_ratio > 0:
         raise ConfigError(f"method {name!r} weights classes instead; set balance.method=none and balance.synthetic_ratio=0 "
@@ -150,27 +172,48 @@ def _check_classical_spec(spec, name: str) -> None:
     if b.loss_weights not in ('none', 'inverse'):
         raise ConfigError(f"method {name!r} takes balance.loss_weights 'inverse' (balanced class weights) or 'none', got {b.loss_weights!r}", path='balance.loss_weights')
     if spec.augment != AugmentConfig(): raise ConfigError(f"method {name!r} does not augment; leave the augment section at its defaults", path='augment')
-    extra = sorted(set(spec.model.model_kwargs) - set(CLASSICAL_KWARGS))
-    if extra: raise ConfigError(f"method {name!r} takes model.model_kwargs {list(CLASSICAL_KWARGS)}, not {extra}", path='model.model_kwargs')
+    takes = list(CLASSICAL_KWARGS) + list(functionals_options(kind))
+    extra = sorted(set(spec.model.model_kwargs) - set(takes))
+    if extra: raise ConfigError(f"method {name!r} takes model.model_kwargs {takes}, not {extra}", path='model.model_kwargs')
+
+def classical_proba(model: dict, X: np.ndarray) -> np.ndarray:
+    """Probabilities `(clips, classes)` of a saved classical model (`model.joblib`'s dict) for functionals `X`: one pipeline over the
+    classes (single-label; classes absent from training get 0), or one binary pipeline (or constant) per label (multi-label)."""
+    from audiokit.labels import LabelSpace
+    labels = LabelSpace.from_dict(model['labels']) if isinstance(model['labels'], dict) else model['labels']
+    y_prob = np.zeros((len(X), len(labels)), np.float32)
+    pipe = model['pipeline']
+    if not labels.multi_label:
+        y_prob[:, pipe.classes_] = pipe.predict_proba(X)
+        return y_prob
+    for j, c in enumerate(labels.classes):
+        p = pipe[c]
+        y_prob[:, j] = p if isinstance(p, float) else p.predict_proba(X)[:, list(p.classes_).index(1)]
+    return y_prob
 
 def run_classical(fd: FoldData, out_dir: str | Path, kind: str, estimator: str, cache_dir: str | Path | None = None,
                   progress: bool = True) -> dict:
     "Method `{kind}_{estimator}` on one fold (see above): functionals, inner grouped CV, fit, the test rows' probabilities."
     spec, labels, name = fd.spec, fd.labels, f"{kind}_{estimator}"
-    if labels.multi_label: raise ConfigError(f"method {name!r} is single-label only; this label space is multi-label", path='method')
-    _check_classical_spec(spec, name)
+    _check_classical_spec(spec, name, kind)
     kw = spec.model.model_kwargs
+    options = {k: kw[k] for k in functionals_options(kind) if k in kw}
     fit_rows = pd.concat([fd.train, fd.val], ignore_index=True)
-    get = lambda d: functionals(d, kind, spec.audio, spec.features, cache_dir, progress)
+    get = lambda d: functionals(d, kind, spec.audio, spec.features, cache_dir, progress, options)
     X_tr, X_te = get(fit_rows), get(fd.test)
     y_tr = labels.targets(fit_rows).numpy()
-    pipe, chosen = fit_classical(X_tr, y_tr, fit_rows['group'], estimator, kw.get('grid'), kw.get('k_best'), int(kw.get('inner_folds', 5)),
-                                 spec.train.seed + fd.fold, 'balanced' if spec.balance.loss_weights == 'inverse' else None)
-    y_prob = np.zeros((len(fd.test), len(labels)), np.float32)
-    y_prob[:, pipe.classes_] = pipe.predict_proba(X_te)         # classes absent from training keep probability 0
+    fit = lambda y: fit_classical(X_tr, y, fit_rows['group'], estimator, kw.get('grid'), kw.get('k_best'), int(kw.get('inner_folds', 5)),
+                                  spec.train.seed + fd.fold, 'balanced' if spec.balance.loss_weights == 'inverse' else None)
+    if not labels.multi_label: pipe, chosen = fit(y_tr)
+    else:   # one binary pipeline per label; a label with one value in every training row is a constant, and says so
+        pipe, chosen = {}, {}
+        for j, c in enumerate(labels.classes):
+            if len(np.unique(y_tr[:, j])) < 2: pipe[c], chosen[c] = float(y_tr[0, j]), {'constant': float(y_tr[0, j])}
+            else: pipe[c], chosen[c] = fit(y_tr[:, j].astype(int))
+    model = {'pipeline': pipe, 'kind': kind, 'labels': labels.to_dict(), 'spec': spec.to_dict(), 'chosen': chosen}
+    y_prob = classical_proba(model, X_te)
     out_dir = Path(out_dir)
-    with atomic_path(out_dir / 'model.joblib', overwrite=True, suffix='.tmp.joblib') as tmp:
-        joblib.dump({'pipeline': pipe, 'kind': kind, 'labels': labels.to_dict(), 'spec': spec.to_dict(), 'chosen': chosen}, tmp)
+    with atomic_path(out_dir / 'model.joblib', overwrite=True, suffix='.tmp.joblib') as tmp: joblib.dump(model, tmp)
     atomic_write_json(out_dir / 'chosen.json', chosen, overwrite=True)
     return {'y_prob': y_prob, 'history': [], 'best_epoch': None, 'chosen': chosen, 'n_train': len(fit_rows)}
 

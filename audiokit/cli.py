@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {   # command: (module whose add_cli adds
     'balance': ('audiokit.balance', 'class balance: plan, oversample, mix in synthetic examples'),
     'config': ('audiokit.cli', 'print the resolved run spec (--config, -p) as YAML, or every setting (--keys)'),
     'train': ('audiokit.experiment', 'cross-validated training from a run spec (every fold, or one)'),
+    'compare': ('audiokit.compare', 'every method on the same folds: one table with corrected intervals and tests, and plots'),
     'report': ('audiokit.reports', 'plots and a Markdown/HTML summary of a cross-validated run'),
     'classify': ('audiokit.service', 'classify audio files with a trained model'),
     'export': ('audiokit.service', 'export a model, waveform to probabilities, to ONNX or TorchScript (verified against PyTorch)'),

@@ -24,9 +24,9 @@ from .spec import RunSpec, load_spec
 from .train import TrainingError, fit, flat_metrics, predict
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'FoldData', 'prepare_manifest', 'fold_data', 'ImageFileDataset', 'is_image_manifest',
-           'predict_clips', 'window_frames', 'neural_method', 'group_evaluation', 'train_fold', 'run_fold',
-           'cv_summary', 'run_name', 'train_model', 'add_cli']
+__all__ = ['IMAGE_SUFFIXES', 'FoldData', 'prepare_manifest', 'hold_out_groups', 'fold_data', 'ImageFileDataset',
+           'is_image_manifest', 'predict_clips', 'window_frames', 'neural_method', 'group_evaluation', 'train_fold',
+           'run_fold', 'cv_summary', 'run_name', 'train_model', 'add_cli']
 
 # %% ../nbs/18_experiment.ipynb #b33d4610
 @dataclass
@@ -62,6 +62,13 @@ def prepare_manifest(spec: RunSpec, manifest: pd.DataFrame | str | Path | None =
         raise ConfigError(f"data.labels says multi_label={ls.multi_label} but the manifest is {'multi' if labels.multi_label else 'single'}-label", path='data.labels')
     return df, labels
 
+def hold_out_groups(rows: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Split `rows` into (rest, held out) by group: a seeded `fraction` of the groups (at least one) is held out, e.g. for early stopping."
+    groups = rows['group'].drop_duplicates().sample(frac=1.0, random_state=seed % 2**32).tolist()
+    k = max(1, int(round(len(groups) * fraction)))
+    held = rows['group'].isin(groups[:k])
+    return rows[~held].reset_index(drop=True), rows[held].reset_index(drop=True)
+
 def fold_data(spec: RunSpec, fold: int, manifest: pd.DataFrame | str | Path | None = None) -> FoldData:
     "The rows of fold `fold` (see `prepare_manifest`); a fold without validation rows gets a group-disjoint part of its training groups."
     df, labels = prepare_manifest(spec, manifest)
@@ -71,11 +78,7 @@ def fold_data(spec: RunSpec, fold: int, manifest: pd.DataFrame | str | Path | No
     tr, va, te = (d[d['subset'] == s].reset_index(drop=True) for s in ('train', 'val', 'test'))
     if len(tr) == 0 or len(te) == 0:
         raise TrainingError(f"fold {fold} has {len(tr)} train and {len(te)} test rows; both must be non-empty (run `audiokit splits` on the manifest)")
-    if len(va) == 0:   # never early-stop on test
-        groups = tr['group'].drop_duplicates().sample(frac=1.0, random_state=(spec.splits.seed * 1009 + fold) % 2**32).tolist()
-        k = max(1, int(round(len(groups) * spec.splits.val_fraction)))
-        is_val = tr['group'].isin(groups[:k])
-        tr, va = tr[~is_val].reset_index(drop=True), tr[is_val].reset_index(drop=True)
+    if len(va) == 0: tr, va = hold_out_groups(tr, spec.splits.val_fraction, spec.splits.seed * 1009 + fold)   # never early-stop on test
     return FoldData(spec, fold, labels, tr, va, te)
 
 # %% ../nbs/18_experiment.ipynb #aea78ad5
@@ -231,23 +234,35 @@ def run_fold(spec: RunSpec | dict | str | Path | None, fold: int, out_dir: str |
     return out
 
 # %% ../nbs/18_experiment.ipynb #668a5378
-def _t_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
-    "Mean, sample standard deviation and `metrics.t_interval` over folds (clipped to [0, 1] when the values are scores)."
-    from audiokit.metrics import t_interval
+def _fold_interval(values: Sequence[float], level: float, test_train_ratio: float) -> tuple[float, float, float, float]:
+    "Mean, sample standard deviation and the Nadeau-Bengio corrected t-interval over folds (clipped to [0, 1] when the values are scores)."
+    from audiokit.stats import corrected_t_interval, score_bounds
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     sd = float(v.std(ddof=1)) if len(v) > 1 else math.nan
-    m, lo, hi = t_interval(v, level, bounds=(0.0, 1.0) if len(v) and v.min() >= 0 and v.max() <= 1 else None)
+    m, lo, hi = corrected_t_interval(v, test_train_ratio, level, bounds=score_bounds(v))
     return m, sd, lo, hi
 
-def cv_summary(fold_metrics: dict[int, dict[str, float]], spec: RunSpec, name: str, extra: dict | None = None) -> dict:
-    "Summary of per-fold metrics: mean, std, CI and per-fold values of each metric, plus the spec and provenance."
+def cv_summary(fold_metrics: dict[int, dict[str, float]], spec: RunSpec, name: str, test_train_ratio: float,
+               fold_cis: dict[int, dict[str, tuple[float | None, float | None]]] | None = None, extra: dict | None = None) -> dict:
+    """Summary of per-fold metrics: mean, std, interval and per-fold values of each metric, plus the spec and provenance.
+    Over several folds the interval is the corrected t-interval (`test_train_ratio`: the folds' mean test/training size);
+    a single split (e.g. an official train/test split) reports its own bootstrap interval over test groups, `fold_cis`."""
+    folds = sorted(fold_metrics)
+    if len(folds) == 1 and (fold_cis is None or folds[0] not in fold_cis):
+        raise AudioKitError("a single-split summary needs that split's bootstrap intervals (fold_cis)", path='fold_cis')
     names = sorted({k for m in fold_metrics.values() for k in m})
     metrics = {}
     for k in names:
-        vals = [fold_metrics[f].get(k, math.nan) for f in sorted(fold_metrics)]
-        mean, sd, lo, hi = _t_ci(vals, spec.eval.confidence)
-        metrics[k] = {'mean': mean, 'std': sd, 'ci95': [lo, hi], 'per_fold': dict(zip([str(f) for f in sorted(fold_metrics)], vals))}
-    return {'method': name, 'folds': sorted(fold_metrics), 'metrics': metrics, 'spec': spec.to_dict(),
+        vals = [fold_metrics[f].get(k, math.nan) for f in folds]
+        if len(folds) == 1:
+            lo, hi = fold_cis[folds[0]].get(k, (None, None))
+            mean, sd, lo, hi = vals[0], math.nan, (math.nan if lo is None else lo), (math.nan if hi is None else hi)
+        else: mean, sd, lo, hi = _fold_interval(vals, spec.eval.confidence, test_train_ratio)
+        metrics[k] = {'mean': mean, 'std': sd, 'ci95': [lo, hi], 'per_fold': dict(zip([str(f) for f in folds], vals))}
+    interval = ({'kind': 'bootstrap over test groups (one split)', 'n_boot': spec.eval.n_boot} if len(folds) == 1 else
+                {'kind': 'Nadeau-Bengio corrected t over folds'})
+    return {'method': name, 'folds': folds, 'metrics': metrics, 'test_train_ratio': test_train_ratio,
+            'interval': {**interval, 'confidence': spec.eval.confidence}, 'spec': spec.to_dict(),
             'seed': spec.train.seed, **provenance(), **(extra or {})}
 
 def run_name(spec: RunSpec) -> str:
@@ -270,13 +285,17 @@ def train_model(csv_file: str | Path | pd.DataFrame | None = None, fold: int = -
     if summary_path.exists() and not overwrite:
         raise AudioKitError("results already exist; pass overwrite=True (CLI: --overwrite) to train again", path=summary_path)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / 'cache'
-    per_fold = {}
+    per_fold, cis = {}, {}
     for f in tqdm(folds, desc=f"{name} folds", disable=not progress):
         res = run_fold(spec, f, out_dir / name / f"fold{f}", df, cache_dir, overwrite, progress)
         per_fold[f] = dict(res['metrics'])
         per_fold[f].update({f"group_{k}": v for k, v in res.get('metrics_group', {}).items()})
-    summary = cv_summary(per_fold, spec, name, {'classes': list(labels.classes), 'multi_label': labels.multi_label,
-                                                'data': str(csv_file) if not isinstance(csv_file, pd.DataFrame) else 'DataFrame'})
+        cis[f] = {**{k: (m['ci_low'], m['ci_high']) for k, m in res['evaluation']['metrics'].items()},
+                  **{f"group_{k}": (m['ci_low'], m['ci_high']) for k, m in (res.get('group_level') or {'metrics': {}})['metrics'].items()}}
+    sizes = df[df['fold'].isin(folds)].groupby('fold')['subset'].agg(lambda s: (s == 'test').sum() / max((s != 'test').sum(), 1))
+    summary = cv_summary(per_fold, spec, name, float(sizes.mean()), cis,
+                         {'classes': list(labels.classes), 'multi_label': labels.multi_label,
+                          'data': str(csv_file) if not isinstance(csv_file, pd.DataFrame) else 'DataFrame'})
     atomic_write_json(summary_path, summary, overwrite=True)
     return summary
 

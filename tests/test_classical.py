@@ -105,9 +105,16 @@ def test_clear_errors(speech, tmp_path, over, match):
     assert match in str(e.value)
 
 
-def test_multi_label_is_refused(speech, tmp_path):
+def test_multi_label_one_pipeline_per_label(speech, tmp_path):
+    from audiokit.classical import classical_proba, functionals
+    from audiokit.experiment import fold_data
     flags = pd.DataFrame({'label_voice': 1, 'label_sad': (speech['label'] == 'sad').astype(int)})
     df = speech.assign(label=multilabel_string(flags, ['voice', 'sad']), **flags)
-    spec = load_spec(overrides=FAST + ['method=egemaps_svm'])
-    with pytest.raises(ConfigError, match='single-label only'):
-        run_fold(spec, 0, tmp_path / 'f0', df, cache_dir=tmp_path / 'cache', progress=False)
+    spec = load_spec(overrides=FAST + ['method=mfcc_logreg'])
+    res = run_fold(spec, 0, tmp_path / 'f0', df, cache_dir=tmp_path / 'cache', progress=False)
+    assert res['chosen']['voice'] == {'constant': 1.0} and 'C' in res['chosen']['sad']
+    saved = joblib.load(tmp_path / 'f0' / 'model.joblib')
+    fd = fold_data(spec, 0, df)
+    p = classical_proba(saved, functionals(fd.test, 'mfcc', spec.audio, spec.features, tmp_path / 'cache'))
+    recorded = pd.read_csv(tmp_path / 'f0' / 'predictions.csv')[['p_sad', 'p_voice']].to_numpy()
+    assert np.allclose(p[:, [saved['labels']['classes'].index('sad'), saved['labels']['classes'].index('voice')]], recorded, atol=1e-6)
