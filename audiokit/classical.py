@@ -39,7 +39,8 @@ from .splits import PatientGroupKFold
 # %% auto #0
 __all__ = ['OPENSMILE_SETS', 'FUNCTIONALS_FORMAT', 'FUNCTIONALS', 'ESTIMATORS', 'CLASSICAL_KWARGS', 'CLASSICAL_KINDS',
            'opensmile_functionals', 'functionals_options', 'pooled_stats', 'functionals', 'classical_pipeline',
-           'fit_classical', 'classical_proba', 'run_classical', 'classical_method']
+           'fit_classical', 'classical_proba', 'run_classical', 'FunctionalsPredictor', 'load_classical',
+           'classical_method']
 
 # %% ../nbs/18a_classical.ipynb #b1cbe807
 OPENSMILE_SETS = {'egemaps': 'eGeMAPSv02', 'compare': 'ComParE_2016'}
@@ -217,10 +218,28 @@ def run_classical(fd: FoldData, out_dir: str | Path, kind: str, estimator: str, 
     atomic_write_json(out_dir / 'chosen.json', chosen, overwrite=True)
     return {'y_prob': y_prob, 'history': [], 'best_epoch': None, 'chosen': chosen, 'n_train': len(fit_rows)}
 
+class FunctionalsPredictor:
+    "What a classical method trained, as a predictor (`experiment.load_trained`): one clip's functionals, then the saved pipeline(s) -> class probabilities."
+    def __init__(self, model: dict, spec):
+        self.model, self.spec, self._fn = model, spec, None
+    def __getstate__(self) -> dict: return {**self.__dict__, '_fn': None}   # the extractor (openSMILE, an encoder) is rebuilt where it runs
+    def __call__(self, wave: torch.Tensor) -> np.ndarray:
+        if self._fn is None:
+            kind, kw = self.model['kind'], self.spec.model.model_kwargs
+            self._fn, _ = _extractor(kind, self.spec.audio, self.spec.features, {k: kw[k] for k in functionals_options(kind) if k in kw})
+        return classical_proba(self.model, self._fn(wave if wave.dim() == 2 else wave[None])[None])[0]
+
+def load_classical(folder: str | Path, spec) -> FunctionalsPredictor:
+    "The predictor of a classical method's `model.joblib` in `folder` (its `load`, see `experiment.load_trained`)."
+    f = Path(folder) / 'model.joblib'
+    if not f.exists(): raise ConfigError("no model.joblib: the classical method did not finish here", path=folder)
+    return FunctionalsPredictor(joblib.load(f), spec)
+
 def classical_method(kind: str, estimator: str) -> Callable:
     "The method `{kind}_{estimator}`: `(fd, out_dir, cache_dir=None, progress=True) -> dict`, as `core.METHODS` holds them."
     def method(fd: FoldData, out_dir: Path, cache_dir: str | Path | None = None, progress: bool = True) -> dict:
         return run_classical(fd, out_dir, kind, estimator, cache_dir, progress)
+    method.load = load_classical
     method.__name__ = method.__qualname__ = f"{kind}_{estimator}_method"
     method.__doc__ = f"{kind} functionals with a {estimator} chosen by inner grouped CV (see `run_classical`)."
     return method

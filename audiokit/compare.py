@@ -140,7 +140,8 @@ def _single_split(summaries: dict[str, dict], out_dir: Path, primary: str, metri
     if ok.any(): tests.loc[ok, 'p_holm'] = stats.holm(tests.loc[ok, 'p'].to_numpy())
     table = pd.DataFrame({k: {n: f"{s['metrics'][k]['mean']:.3f} [{s['metrics'][k]['ci95'][0]:.3f}, {s['metrics'][k]['ci95'][1]:.3f}]"
                               for n, s in summaries.items()} for k in metrics})
-    table[f"p_holm ({primary})"] = tests.set_index('method')['p_holm']
+    table[f"{primary} p_holm"] = tests.set_index('method')['p_holm'].map(stats.format_p)
+    table.index.name = 'method'
     return tests, table.loc[tests['method']]
 
 def _single_split_plot(tests: pd.DataFrame, metric: str):

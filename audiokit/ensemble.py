@@ -8,21 +8,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from .core import METHODS, MODELS, ConfigError, atomic_path, atomic_write_json
-from .experiment import FoldData, hold_out_groups, train_fold
+from .experiment import FoldData, hold_out_groups, load_trained, train_fold
 from .labels import LabelSpace
 from .spec import RunSpec, load_spec
 from .splits import PatientGroupKFold
 
 # %% auto #0
 __all__ = ['ENSEMBLE_KWARGS', 'AUTO_CANDIDATES', 'Member', 'ensemble_members', 'fuse_probabilities', 'selection_score',
-           'ensemble_selection', 'inner_predictions', 'fusion_method', 'auto_method']
+           'ensemble_selection', 'inner_predictions', 'fusion_method', 'auto_method', 'FusedPredictor', 'load_ensemble']
 
 # %% ../nbs/18c_ensemble.ipynb #3312f62e
 ENSEMBLE_KWARGS = {'fusion': ('members', 'weights'), 'auto': ('members', 'inner_folds', 'select', 'metric', 'rounds')}
@@ -167,3 +168,19 @@ def auto_method(fd: FoldData, out_dir: Path, cache_dir: str | Path | None = None
     res = _train_members(fd, members, weights, out_dir, cache_dir, progress)
     return {**res, 'chosen': {'select': select, 'metric': metric, 'weights': weights, 'inner_folds': int(kw.get('inner_folds', 3)),
                               'inner_scores': {n: s[0] for n, s in inner.items()}, 'inner_log_loss': {n: -s[1] for n, s in inner.items()}}}
+
+# %% ../nbs/18c_ensemble.ipynb #24bfde94
+class FusedPredictor:
+    "What an ensemble trained, as a predictor (`experiment.load_trained`): its weighted members' probabilities of one clip, fused."
+    def __init__(self, members: dict[str, Callable], weights: dict[str, float]): self.members, self.weights = members, weights
+    def __call__(self, wave: torch.Tensor) -> np.ndarray:
+        return fuse_probabilities({n: p(wave)[None] for n, p in self.members.items()}, self.weights)[0]
+
+def load_ensemble(folder: str | Path, spec: RunSpec) -> FusedPredictor:
+    "The predictor of an ensemble trained into `folder` (`ensemble.json` and its members' folders); the `load` of `fusion` and `auto`."
+    f = Path(folder) / 'ensemble.json'
+    if not f.exists(): raise ConfigError("no ensemble.json: the ensemble did not finish here", path=folder)
+    weights = {m['name']: m['weight'] for m in json.loads(f.read_text())['members'] if m['weight']}
+    return FusedPredictor({n: load_trained(Path(folder) / 'members' / n) for n in weights}, weights)
+
+fusion_method.load = auto_method.load = load_ensemble

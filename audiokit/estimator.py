@@ -57,8 +57,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Sequence, y: Any, groups: Sequence | None = None) -> 'AudioClassifier':
         "Train on clips `X` with labels `y` (and `groups`, for a group-disjoint validation share)."
-        from audiokit.clipmodel import load_clip_model
-        from audiokit.experiment import FoldData, train_fold
+        from audiokit.experiment import FoldData, load_trained, train_fold
         spec = self.run_spec()
         if len(X) != len(y): raise AudioKitError(f"X has {len(X)} clips but y has {len(y)} labels")
         rate = self.sample_rate or spec.audio.sample_rate
@@ -82,8 +81,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         tr, va = df[~is_val].reset_index(drop=True), df[is_val].reset_index(drop=True)
         # the method's own evaluation pass runs on the validation clips; the model is what we keep
         train_fold(FoldData(spec, 0, labels, tr, va, va), folder, cache_dir=folder / 'cache', progress=self.progress)
-        self.model_, self.meta_ = load_clip_model(folder / 'model.ckpt')
-        self.model_.eval()
+        self.model_, self.spec_ = load_trained(folder), spec
         self.labels_, self.n_features_in_ = labels, 1
         return self
 
@@ -91,23 +89,24 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         "Class probabilities `(n, classes)` of clips `X` (paths or waveforms at `sample_rate`), each clip whole through sliding windows."
         from audiokit.audio import load_clip, shape_clip
         check_is_fitted(self, 'model_')
-        spec = load_spec(self.meta_['spec'])
+        spec = self.spec_
         rate = self.sample_rate or spec.audio.sample_rate
         out = []
-        with torch.inference_mode():
-            for x in X:
-                w = load_clip(x, spec.audio) if isinstance(x, (str, os.PathLike)) else shape_clip(torch.as_tensor(np.asarray(x), dtype=torch.float32), rate, spec.audio)
-                out.append(self.model_(w[:1] if w.dim() == 2 else w[None])[0].numpy())
+        for x in X:
+            w = load_clip(x, spec.audio) if isinstance(x, (str, os.PathLike)) else shape_clip(torch.as_tensor(np.asarray(x), dtype=torch.float32), rate, spec.audio)
+            out.append(self.model_(w))
         return np.stack(out) if out else np.zeros((0, len(self.classes_)), np.float32)
 
     def predict(self, X: Sequence) -> np.ndarray:
         "Labels of clips `X`: the most probable class, or (multi-label) a 0/1 matrix at the spec's `eval.threshold`."
         p = self.predict_proba(X)
-        if self.labels_.multi_label: return (p >= load_spec(self.meta_['spec']).eval.threshold).astype(int)
+        if self.labels_.multi_label: return (p >= self.spec_.eval.threshold).astype(int)
         return self.classes_[p.argmax(1)]
 
     def export(self, path: str | os.PathLike, format: str = 'onnx', overwrite: bool = False, **kw) -> dict:
         "Write the fitted waveform-to-probabilities model to ONNX or TorchScript and verify it against this estimator (see `clipmodel.export_clip_model`)."
         from audiokit.clipmodel import export_clip_model
         check_is_fitted(self, 'model_')
-        return export_clip_model(self.model_, path, format=format, overwrite=overwrite, **kw)
+        if not hasattr(self.model_, 'clip'):
+            raise AudioKitError(f"export writes neural models; method {self.spec_.method!r} is served by `predict_proba` (or pickled with the estimator)")
+        return export_clip_model(self.model_.clip, path, format=format, overwrite=overwrite, **kw)

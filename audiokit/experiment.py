@@ -26,7 +26,7 @@ from .train import TrainingError, fit, flat_metrics, predict
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'FoldData', 'prepare_manifest', 'hold_out_groups', 'fold_data', 'ImageFileDataset',
            'is_image_manifest', 'predict_clips', 'window_frames', 'neural_method', 'group_evaluation', 'train_fold',
-           'run_fold', 'cv_summary', 'run_name', 'train_model', 'add_cli']
+           'run_fold', 'ClipPredictor', 'load_trained', 'cv_summary', 'run_name', 'train_model', 'add_cli']
 
 # %% ../nbs/18_experiment.ipynb #b33d4610
 @dataclass
@@ -232,6 +232,29 @@ def run_fold(spec: RunSpec | dict | str | Path | None, fold: int, out_dir: str |
         if g is not None: out.update(group_level=g, metrics_group=flat_metrics(g))
     atomic_write_json(done, out, overwrite=True)
     return out
+
+# %% ../nbs/18_experiment.ipynb #fe6e0b24
+class ClipPredictor:
+    "What the neural method trained, as a predictor: one clip's waveform `(samples,)` or `(channels, samples)` -> class probabilities."
+    def __init__(self, clip: torch.nn.Module): self.clip = clip.eval()
+    def __call__(self, wave: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode(): return self.clip(wave[:1] if wave.dim() == 2 else wave[None])[0].float().numpy()
+
+def _load_neural(folder: Path, spec: RunSpec) -> ClipPredictor:
+    from audiokit.clipmodel import load_clip_model
+    if not (folder / 'model.ckpt').exists(): raise AudioKitError("no model.ckpt: the neural method did not finish here", path=folder)
+    return ClipPredictor(load_clip_model(folder / 'model.ckpt')[0])
+
+neural_method.load = _load_neural
+
+def load_trained(folder: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
+    "The predictor (see above) of what `train_fold` trained into `folder`, by the `load(folder, spec)` of the method its `run.yaml` names."
+    folder = Path(folder)
+    if not (folder / 'run.yaml').exists(): raise AudioKitError("no run.yaml: not a folder a method trained into", path=folder)
+    spec = load_spec(folder / 'run.yaml')
+    loader = getattr(METHODS[spec.method], 'load', None)
+    if loader is None: raise ConfigError(f"method {spec.method!r} has no load(folder, spec): what it trains cannot be loaded for prediction", path=folder)
+    return loader(folder, spec)
 
 # %% ../nbs/18_experiment.ipynb #668a5378
 def _fold_interval(values: Sequence[float], level: float, test_train_ratio: float) -> tuple[float, float, float, float]:

@@ -39,7 +39,7 @@ def test_cross_validate_clone_and_onnx_on_paths(speech, tmp_path):
     from audiokit.audio import load_clip
     from audiokit.spec import load_spec
     sess = ort.InferenceSession(str(tmp_path / 'm.onnx'))
-    audio = load_spec(c.meta_['spec']).audio
+    audio = c.spec_.audio
     diffs = []
     for p in X[:4]:
         w = load_clip(p, audio).numpy()                                       # a raw waveform at the model's rate
