@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
+import re
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, Sequence
 
 import audiokit
-from .core import BENCHMARKS, AudioKitError, ConfigError, ResultExistsError, atomic_write_json, atomic_write_text
+from .core import BENCHMARKS, AudioKitError, ConfigError, ResultExistsError, atomic_write_json, atomic_write_text, parse_value
 
 # %% auto #0
 __all__ = ['COMMANDS', 'BENCHMARKS_BY_NAME', 'COMMAND_GROUP', 'BENCHMARK_GROUP', 'command_table', 'benchmark_table',
-           'load_add_cli', 'commands_added', 'build_parser', 'error_message', 'add_cli', 'main']
+           'load_add_cli', 'commands_added', 'build_parser', 'error_message', 'bench_function', 'bench_signature',
+           'bench_options', 'bench_listing', 'add_cli', 'main']
 
 # %% ../nbs/99_cli.ipynb #e9222390
 COMMANDS: dict[str, tuple[str, str]] = {   # command: (module whose add_cli adds it, help line of `audiokit --help`)
@@ -43,6 +46,7 @@ BENCHMARKS_BY_NAME: dict[str, str] = {   # benchmark: module whose @benchmark re
     'audio': 'audiokit.audio', 'manifest': 'audiokit.datasets', 'simulate': 'audiokit.simulate',
     'features': 'audiokit.features', 'cache': 'audiokit.cache', 'train': 'audiokit.train',
     'generate': 'audiokit.generate_backends', 'sweep': 'audiokit.sweep', 'model': 'audiokit.clipmodel',
+    'methods': 'audiokit.compare', 'embeddings': 'audiokit.encoders',
 }
 COMMAND_GROUP, BENCHMARK_GROUP = 'audiokit.commands', 'audiokit.benchmarks'   # entry-point groups of other packages
 
@@ -111,15 +115,19 @@ def error_message(e: AudioKitError) -> str:
         msg += f" [line {cause.lineno}, column {cause.colno}: {cause.msg}]"
     return msg
 
+def _flow(v) -> str:
+    "`v` as one line of YAML flow, the form `core.parse_value` reads back."
+    import yaml
+    return yaml.safe_dump(list(v) if isinstance(v, tuple) else v, default_flow_style=True, width=10**6).strip().removesuffix('...').strip()
+
 def _spec_values(spec) -> list[str]:
     "`key=value` for every setting of `spec`, in the `-p` grammar (values as YAML flow)."
-    import yaml
     from audiokit.spec import spec_keys
     d, out = spec.to_dict(), []
     for k in spec_keys():
         v = d
         for part in k.split('.'): v = v[part]
-        out.append(f"{k}={yaml.safe_dump(v, default_flow_style=True, width=10**6).strip().removesuffix('...').strip()}")
+        out.append(f"{k}={_flow(v)}")
     return out
 
 def _config(args) -> int:
@@ -135,20 +143,66 @@ def _config(args) -> int:
     print(text, end='')
     return 0
 
+# %% ../nbs/99_cli.ipynb #4c491c26
+def bench_function(name: str, table: dict[str, str]) -> Callable:
+    "The function of benchmark `name`: its module (from `table`, see `benchmark_table`) imported, its registration checked."
+    importlib.import_module(table[name])
+    if name not in BENCHMARKS: raise AudioKitError(f"is listed for benchmark {name!r} but registers no @benchmark({name!r})", path=table[name])
+    return BENCHMARKS[name]
+
+def bench_signature(fn: Callable) -> dict:
+    "The options of benchmark function `fn`, {name: default} (`data` is the command's `--data`)."
+    return {n: p.default for n, p in inspect.signature(fn).parameters.items()
+            if n != 'data' and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+def bench_options(name: str, fn: Callable, words: Sequence[str]) -> dict:
+    "Keyword arguments of benchmark `name` (function `fn`) from the `--OPTION VALUE` words that follow the names (see above)."
+    takes, out, words = bench_signature(fn), {}, list(words)
+    while words:
+        w = words.pop(0)
+        if not w.startswith('--') or len(w) < 3: raise AudioKitError(f"expected --OPTION VALUE after the benchmark names, got {w!r}", path='bench')
+        key, eq, value = w[2:].partition('=')
+        if not eq:
+            if not words or words[0].startswith('--'):
+                raise AudioKitError(f"needs a value (options follow the benchmark names: audiokit bench {name} --{key} VALUE)", path=f"--{key}")
+            value = words.pop(0)
+        k = key.replace('-', '_')
+        if k not in takes:
+            have = ', '.join(f"--{o.replace('_', '-')}" for o in takes) or 'none'
+            raise AudioKitError(f"benchmark {name!r} takes no such option; its options: {have} (and --data)", path=f"--{key}")
+        if k in out: raise AudioKitError("is given twice", path=f"--{key}")
+        v = parse_value(value)
+        if isinstance(takes[k], (list, tuple)) and not isinstance(v, list):   # a list option: comma-separated, brackets kept whole; none: []
+            v = [] if v is None else [p.strip() for p in re.split(r',(?![^\[\]]*\])', str(v)) if p.strip()]
+        out[k] = v
+    return out
+
+def bench_listing(table: dict[str, str]) -> str:
+    "Every benchmark of `table` with its module, its options' defaults and the first line of its docstring."
+    lines = []
+    for n in sorted(table):
+        fn = bench_function(n, table)
+        opts = ' '.join(f"--{k.replace('_', '-')} {_flow(v)}" for k, v in bench_signature(fn).items())
+        doc = (inspect.getdoc(fn) or '').strip()
+        lines += [f"{n} ({table[n]}): {doc.splitlines()[0] if doc else ''}", f"    options: {opts or 'none'}"]
+    return '\n'.join(lines)
+
 # %% ../nbs/99_cli.ipynb #483bb018
 def _bench(args) -> int:
     table = benchmark_table()
+    if args.list:
+        print(bench_listing(table)); return 0
     names = sorted(table) if args.names in (['all'], []) else args.names
     unknown = [n for n in names if n not in table]
-    if unknown: raise AudioKitError(f"unknown benchmark(s) {unknown}; available: {sorted(table)}")
+    if unknown: raise AudioKitError(f"unknown benchmark(s) {unknown}; available: {sorted(table)} (audiokit bench --list)")
     if args.out and Path(args.out).exists() and not args.overwrite:   # before hours of benchmarking, not after
         raise ResultExistsError("exists; pass --overwrite to replace it", path=args.out)
+    fns = {n: bench_function(n, table) for n in names}
+    kwargs = {n: bench_options(n, fn, args.options) for n, fn in fns.items()}   # every option checked before anything runs
     results = {}
-    for n in names:
-        importlib.import_module(table[n])
-        if n not in BENCHMARKS: raise AudioKitError(f"is listed for benchmark {n!r} but registers no @benchmark({n!r})", path=table[n])
+    for n, fn in fns.items():
         print(f"== bench {n}", flush=True)
-        results[n] = BENCHMARKS[n](data=args.data)
+        results[n] = fn(data=args.data, **kwargs[n])
         print(json.dumps(results[n], indent=2, default=str), flush=True)
     if args.out: atomic_write_json(args.out, results, overwrite=args.overwrite)
     return 0
@@ -171,12 +225,14 @@ def add_cli(sub) -> None:
     c.add_argument('--out', default=None, help='also write what is printed to this file')
     c.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     c.set_defaults(func=_config)
-    b = sub.add_parser('bench', help=COMMANDS['bench'][1])
+    b = sub.add_parser('bench', help=COMMANDS['bench'][1], epilog="A benchmark's own options follow the names as --OPTION VALUE, "
+                       "e.g. audiokit bench methods --folds 5 --threads 1; audiokit bench --list shows them with their defaults.")
     b.add_argument('names', nargs='*', default=['all'], help="benchmarks to run, or 'all'")
+    b.add_argument('--list', action='store_true', help='list the benchmarks, their options and defaults, and exit')
     b.add_argument('--data', default=None, help='data folder for benchmarks that read real audio (default: ../shared/data/...)')
     b.add_argument('--out', default=None, help='also write the figures to this JSON file')
     b.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
-    b.set_defaults(func=_bench)
+    b.set_defaults(func=_bench, options=[], takes_options=True)
     d = sub.add_parser('demo', help=COMMANDS['demo'][1])
     d.add_argument('--out', default='outputs', help='where results go (default: outputs; the experiment is outputs/demo)')
     d.add_argument('--workers', type=int, default=2, help='parallel runs (default 2)')
@@ -193,7 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = next((a for a in argv if not a.startswith('-')), None)
     try:
         parser = build_parser(first)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, 'takes_options', False): parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra: args.options = extra
         if not getattr(args, 'func', None):
             parser.print_help(); return 0
         return int(args.func(args) or 0)

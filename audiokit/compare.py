@@ -21,7 +21,8 @@ from .spec import RunSpec, load_spec
 from . import stats
 
 # %% auto #0
-__all__ = ['DEFAULT_METRICS', 'method_results', 'per_fold_table', 'paired_bootstrap', 'compare', 'add_cli']
+__all__ = ['DEFAULT_METRICS', 'BENCH_METHODS', 'method_results', 'per_fold_table', 'paired_bootstrap', 'compare', 'add_cli',
+           'bench_speech', 'functionals_of', 'bench_methods']
 
 # %% ../nbs/20a_compare.ipynb #d80641fe
 def method_results(manifest, methods: Sequence[str | dict], spec: RunSpec | dict | str | Path | None = None,
@@ -108,7 +109,7 @@ def compare(manifest, methods: Sequence[str | dict], spec: RunSpec | dict | str 
     friedman = None
     if len(summaries) >= 3 and len(folds) > 1:
         friedman = stats.friedman_nemenyi(long[long['metric'] == primary], primary)
-        files['cd'] = save_figure(stats.plot_critical_difference(friedman, title=f"{primary}, {len(folds)} folds"), out_dir / 'critical_difference.png')
+        files['cd'] = save_figure(stats.plot_critical_difference(friedman, title=f"{len(summaries)} methods on the same folds"), out_dir / 'critical_difference.png')
     fig = (stats.plot_comparison(long[long['metric'] == primary], primary, ratio) if len(folds) > 1 else _single_split_plot(tests, primary))
     save_figure(fig, files['plot'])
     if show: plt.show()
@@ -192,3 +193,70 @@ def add_cli(sub) -> None:
     p.add_argument('--cache', default=None, help='feature cache folder (default OUT/cache)')
     p.add_argument('--overwrite', action='store_true', help='train every method again')
     p.set_defaults(func=_compare_cli)
+
+# %% ../nbs/20a_compare.ipynb #e916a5bd
+import shutil
+import tempfile
+
+from .core import ConfigError, benchmark, find_shared_data, stopwatch
+
+# %% ../nbs/20a_compare.ipynb #2ed45ffc
+BENCH_METHODS = ('egemaps_svm', 'mfcc_svm', 'cnn', 'fusion model.model_kwargs.members=[egemaps_svm,cnn]')
+
+def bench_speech(data: str | Path | None, tmp: Path) -> tuple[pd.DataFrame, str]:
+    """The speech manifest of the methods benchmark, grouped by speaker, and where it comes from: `data` (a CSV with `path, label,
+    speaker` columns, or the folder holding it as `manifest.csv`, e.g. EmoDB), else `find_shared_data('emodb')`, else generated speech in `tmp`."""
+    from audiokit.datasets import build_csv
+    from audiokit.fixtures import make_speech_fixture
+    root = Path(data) if data is not None else find_shared_data('emodb')
+    if root is None: csv, source = make_speech_fixture(tmp / 'speech', speakers=8, per_class=5), 'generated speech (8 speakers, 4 emotions, 5 clips each)'
+    else: csv = root / 'manifest.csv' if root.is_dir() else root; source = str(csv)
+    built = build_csv(csv, group_col='speaker')
+    if len(built.dropped): raise AudioKitError(f"{len(built.dropped)} rows cannot be used: {built.report()['dropped_by_reason']}", path=csv)
+    return built.manifest, source
+
+def functionals_of(spec: RunSpec) -> list[tuple[str, dict, RunSpec]]:
+    "The functionals kinds a method computes per clip, `(kind, options, spec)`: a classical method's `{kind}_{estimator}`, an ensemble's members'."
+    from audiokit.classical import ESTIMATORS, FUNCTIONALS, functionals_options
+    from audiokit.core import FEATURES
+    from audiokit.ensemble import AUTO_CANDIDATES, ENSEMBLE_KWARGS
+    kw = spec.model.model_kwargs
+    if spec.method in ENSEMBLE_KWARGS:
+        return [x for m in ensemble_members(spec, kw.get('members') or AUTO_CANDIDATES) for x in functionals_of(m.spec)]
+    kind, _, estimator = spec.method.rpartition('_')
+    if estimator in ESTIMATORS and (kind in FUNCTIONALS or kind in FEATURES):
+        return [(kind, {k: kw[k] for k in functionals_options(kind) if k in kw}, spec)]
+    return []
+
+@benchmark('methods')
+def bench_methods(data: str | None = None, methods: Sequence[str] = BENCH_METHODS, folds: int = 1, threads: int = 1,
+                  overrides: Sequence[str] = ()) -> dict:
+    "Wall and CPU seconds per fold of each method (`experiment.run_fold`) on EmoDB or generated speech; per-clip functionals timed apart (clips/s)."
+    from audiokit.classical import functionals
+    from audiokit.experiment import fold_data, run_fold
+    members = ensemble_members(load_spec(None, list(overrides)), list(methods), nested=True)
+    k = members[0].spec.splits.k
+    if not 1 <= folds <= k: raise ConfigError(f"folds must be 1..{k} (the run's splits.k), got {folds}", path='--folds')
+    tmp = Path(tempfile.mkdtemp(prefix='audiokit_bench_methods_'))
+    rows = []
+    try:
+        manifest, source = bench_speech(data, tmp)
+        print(f"{len(manifest)} clips, {manifest['group'].nunique()} speakers ({source}); {k} speaker-grouped folds, "
+              f"timing {folds}; torch threads {threads}", flush=True)
+        for m in members:
+            cache = tmp / m.name / 'cache'
+            fd = fold_data(m.spec, 0, manifest)
+            clips = pd.concat([fd.train, fd.val, fd.test], ignore_index=True)
+            for kind, options, s in functionals_of(m.spec):
+                with stopwatch(threads) as t: functionals(clips, kind, s.audio, s.features, cache, False, options)
+                rows.append({'method': m.name, 'step': f"{kind} functionals", 'clips': len(clips), 'wall_s': t['wall_s'], 'cpu_s': t['cpu_s'],
+                             'clips_per_s': len(clips) / t['wall_s'], 'balanced_accuracy': None})
+            for f in range(folds):
+                with stopwatch(threads) as t: res = run_fold(m.spec, f, tmp / m.name / f"fold{f}", manifest, cache, progress=False)
+                rows.append({'method': m.name, 'step': f"fold {f}", 'clips': len(clips), 'wall_s': t['wall_s'], 'cpu_s': t['cpu_s'],
+                             'clips_per_s': None, 'balanced_accuracy': res['metrics'].get('balanced_accuracy')})
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    table = pd.DataFrame(rows).round({'wall_s': 2, 'cpu_s': 2, 'clips_per_s': 1, 'balanced_accuracy': 3})
+    print(table.to_string(index=False, na_rep='-'), flush=True)
+    return {'source': source, 'clips': len(manifest), 'speakers': int(manifest['group'].nunique()), 'k': k, 'folds': folds,
+            'threads': threads, 'table': table.astype(object).where(table.notna(), None).to_dict(orient='records')}

@@ -29,8 +29,8 @@ __all__ = ['LengthPolicy', 'MODELS', 'LOSSES', 'ADAPTERS', 'FEATURES', 'METHODS'
            'ResultExistsError', 'Config', 'AudioConfig', 'FeatureConfig', 'WindowConfig', 'ModelConfig', 'TrainConfig',
            'InferenceConfig', 'raises', 'seed_everything', 'make_generator', 'get_device', 'atomic_path',
            'atomic_write_text', 'atomic_write_bytes', 'atomic_write_json', 'make_run_dir', 'file_fingerprint',
-           'provenance', 'get_logger', 'find_shared_data', 'Registry', 'benchmark', 'import_plugins', 'parse_value',
-           'parse_overrides', 'merge_dicts']
+           'provenance', 'get_logger', 'find_shared_data', 'Registry', 'benchmark', 'import_plugins', 'stopwatch',
+           'parse_value', 'parse_overrides', 'merge_dicts']
 
 # %% ../nbs/00_core.ipynb #ff70d98f
 class AudioKitError(Exception):
@@ -427,8 +427,19 @@ def find_shared_data(name: str | None = None) -> Path | None:
 # %% ../nbs/00_core.ipynb #60035273
 class Registry:
     "A named table of parts a user can extend: register with `@REGISTRY.register('name')`, look up with `REGISTRY['name']`."
-    def __init__(self, kind: str):
-        self.kind, self._items = kind, {}
+    def __init__(self, kind: str, builtins: Sequence[str] = ()):
+        # `builtins`: audiokit's modules that register this registry's built-in parts, imported on the first lookup that
+        # misses, so a name resolves in any process (e.g. loading a checkpoint) whatever was imported before
+        self.kind, self._items, self.builtins, self._loaded, self._importing = kind, {}, tuple(builtins), not builtins, False
+
+    def _load_builtins(self) -> None:
+        if self._loaded: return
+        self._loaded = True
+        import importlib
+        self._importing = True
+        try:
+            for m in self.builtins: importlib.import_module(m)
+        finally: self._importing = False
 
     def register(self, name: str | None = None, overwrite: bool = False) -> Callable:
         "Decorator: add the function or class under `name` (default: its `__name__`)."
@@ -436,29 +447,33 @@ class Registry:
             key = name or obj.__name__
             old = self._items.get(key)
             # re-running a notebook cell defines a new object with the same qualified name: that replaces it
-            if old is not None and not overwrite and getattr(old, '__qualname__', None) != getattr(obj, '__qualname__', None):
+            same = getattr(old, '__qualname__', None) == getattr(obj, '__qualname__', None)
+            if old is not None and not overwrite and not same:
                 raise ConfigError(f"a {self.kind} named {key!r} is already registered ({old!r}); pass overwrite=True to replace it", path=f"{self.kind} registry")
+            if old is not None and same and self._importing: return obj   # a built-in module imported on a miss keeps what a notebook defined
             self._items[key] = obj
             return obj
         return deco
 
     def __getitem__(self, name: str):
-        if name not in self._items:
+        if name not in self:
             raise ConfigError(f"unknown {self.kind} {name!r}; registered: {sorted(self._items)}. A {self.kind} of your own is "
                               f"registered by a module you import (list it in the spec's `imports`)", path=self.kind)
         return self._items[name]
 
-    def __contains__(self, name) -> bool: return name in self._items
+    def __contains__(self, name) -> bool:
+        if name not in self._items: self._load_builtins()
+        return name in self._items
     def __iter__(self): return iter(sorted(self._items))
     def __len__(self) -> int: return len(self._items)
     def names(self) -> list[str]: return sorted(self._items)
     def __repr__(self) -> str: return f"Registry({self.kind!r}: {', '.join(self.names())})"
 
-MODELS = Registry('model')                 # fn(cfg: ModelConfig, input_shape) -> nn.Module
-LOSSES = Registry('loss')                  # fn(train_cfg, class_counts, multi_label) -> nn.Module
-ADAPTERS = Registry('dataset adapter')     # fn(root, **kw) -> datasets.BuildResult
-FEATURES = Registry('feature kind')        # names of FeatureConfig.kind
-METHODS = Registry('method')               # fn(spec, fold frames, out_dir, ...) -> fold result
+MODELS = Registry('model', ('audiokit.models', 'audiokit.respiratory_models', 'audiokit.finetune'))   # fn(cfg: ModelConfig, input_shape) -> nn.Module
+LOSSES = Registry('loss', ('audiokit.train',))                                            # fn(train_cfg, class_counts, multi_label) -> nn.Module
+ADAPTERS = Registry('dataset adapter', ('audiokit.datasets',))                            # fn(root, **kw) -> datasets.BuildResult
+FEATURES = Registry('feature kind', ('audiokit.features',))                               # names of FeatureConfig.kind
+METHODS = Registry('method', ('audiokit.experiment', 'audiokit.classical', 'audiokit.encoders', 'audiokit.ensemble'))   # fn(fold data, out_dir, ...) -> fold result
 BENCHMARKS = Registry('benchmark')         # fn(**kwargs) -> dict of figures
 
 def benchmark(name: str):
@@ -473,6 +488,24 @@ def import_plugins(modules: Sequence[str]) -> list[types.ModuleType]:
         try: out.append(importlib.import_module(m))
         except Exception as e: raise ConfigError(f"cannot import plugin module {m!r}: {type(e).__name__}: {e}", path='imports') from e
     return out
+
+# %% ../nbs/00_core.ipynb #ea5abdaf
+@contextmanager
+def stopwatch(threads: int | None = None) -> Iterator[dict]:
+    """Time the block: the dict it yields gets `wall_s` and `cpu_s` when the block ends. `threads`, when given, is
+    `torch.set_num_threads` inside the block (the previous count is restored)."""
+    import time
+    torch = prev = None
+    if threads is not None:
+        if threads < 1: raise ConfigError(f"threads must be >= 1, got {threads}", path='threads')
+        import torch
+        prev = torch.get_num_threads(); torch.set_num_threads(threads)
+    cpu = lambda: sum(os.times()[:4])      # user + system, of this process and of its ended children
+    out, t0, c0 = {}, time.perf_counter(), cpu()
+    try: yield out
+    finally:
+        out.update(wall_s=time.perf_counter() - t0, cpu_s=cpu() - c0)
+        if torch is not None: torch.set_num_threads(prev)
 
 # %% ../nbs/00_core.ipynb #e55d22c0
 def parse_value(text: str) -> Any:

@@ -22,8 +22,9 @@ from .core import METHODS, AudioConfig, ConfigError, FeatureConfig
 from .features import FeatureError
 
 # %% auto #0
-__all__ = ['ENCODER_FAMILIES', 'ENCODER_POOLINGS', 'TINY_ENCODERS', 'encoder_config', 'encoder_identity', 'encoder_layers',
-           'check_layer', 'make_tiny_encoder', 'AudioEncoder', 'load_encoder', 'encoder_functionals']
+__all__ = ['ENCODER_FAMILIES', 'ENCODER_POOLINGS', 'TINY_ENCODERS', 'BENCH_KINDS', 'encoder_config', 'encoder_identity',
+           'encoder_layers', 'check_layer', 'make_tiny_encoder', 'AudioEncoder', 'load_encoder', 'encoder_functionals',
+           'bench_embeddings']
 
 # %% ../nbs/18b_encoders.ipynb #3fa865cc
 ENCODER_FAMILIES = {'wav2vec2': 'wav2vec2', 'hubert': 'wav2vec2', 'wavlm': 'wav2vec2', 'data2vec-audio': 'wav2vec2',
@@ -198,3 +199,43 @@ def encoder_functionals(audio_cfg: AudioConfig, feature_cfg: FeatureConfig | Non
     return fn, {**encoder_identity(encoder, cfg), 'layer': layer, 'pooling': pooling}
 
 for _e in ('svm', 'logreg'): METHODS.register(f"encoder_{_e}")(classical_method('encoder', _e))
+
+# %% ../nbs/18b_encoders.ipynb #92fbde25
+import shutil
+import tempfile
+from typing import Sequence
+
+import pandas as pd
+
+from .core import AudioKitError, benchmark, stopwatch
+
+# %% ../nbs/18b_encoders.ipynb #af838b9d
+BENCH_KINDS = ('egemaps', 'compare', 'mfcc', 'logmel')
+
+@benchmark('embeddings')
+def bench_embeddings(data: str | None = None, n: int = 16, seconds: float = 3.0, kinds: Sequence[str] = BENCH_KINDS,
+                     families: Sequence[str] = TINY_ENCODERS, encoder: str | None = None, threads: int = 1) -> dict:
+    "Clips/s of one vector per clip (`classical.functionals`, no cache) for functionals kinds, tiny encoder families and `encoder`, on generated speech."
+    from audiokit.classical import functionals
+    from audiokit.fixtures import make_speech_fixture
+    if data is not None: raise AudioKitError("the embeddings benchmark embeds generated clips (--n, --seconds); it reads no data", path=data)
+    if n < 2 or seconds <= 0: raise ConfigError(f"need n >= 2 clips of seconds > 0, got n={n}, seconds={seconds}", path='--n')
+    audio = AudioConfig(sample_rate=16000)
+    tmp = Path(tempfile.mkdtemp(prefix='audiokit_bench_embeddings_'))
+    rows = []
+    try:
+        csv = make_speech_fixture(tmp / 'speech', speakers=2, per_class=math.ceil(n / 4), classes=('neutral', 'angry'), min_s=seconds, max_s=seconds)
+        clips = [str(csv.parent / p) for p in pd.read_csv(csv)['path'][:n]]
+        cases = [(k, k, {}) for k in kinds] + [(f"tiny {f}", 'encoder', {'encoder': str(make_tiny_encoder(f, tmp / 'encoders' / f))}) for f in families]
+        if encoder is not None: cases.append((str(encoder), 'encoder', {'encoder': str(encoder)}))
+        print(f"{n} generated speech clips of {seconds} s at {audio.sample_rate} Hz; torch threads {threads}", flush=True)
+        for name, kind, options in cases:
+            with stopwatch(threads) as t1: functionals(clips[:1], kind, audio, options=options)
+            with stopwatch(threads) as tn: X = functionals(clips, kind, audio, options=options)
+            per_clip = max(tn['wall_s'] - t1['wall_s'], 1e-9) / (n - 1)
+            rows.append({'embedding': name, 'dim': int(X.shape[1]), 'clips_per_s': 1 / per_clip, 'x_realtime': seconds / per_clip,
+                         'cpu_s_per_clip': max(tn['cpu_s'] - t1['cpu_s'], 0.0) / (n - 1), 'setup_s': max(t1['wall_s'] - per_clip, 0.0)})
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    table = pd.DataFrame(rows).round({'clips_per_s': 1, 'x_realtime': 1, 'cpu_s_per_clip': 4, 'setup_s': 2})
+    print(table.to_string(index=False), flush=True)
+    return {'clips': n, 'seconds': seconds, 'sample_rate': audio.sample_rate, 'threads': threads, 'table': table.to_dict(orient='records')}

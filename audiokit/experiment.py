@@ -125,14 +125,14 @@ def window_frames(spec: RunSpec, train_lengths: Sequence[int]) -> tuple[int, int
 def _image_fold(fd: FoldData, out_dir: Path, progress: bool) -> dict:
     "The neural method on spectrogram images: one image per row, no windows."
     from audiokit.balance import apply_balance, loss_weights, sampler_weights
-    from audiokit.models import build_model, save_checkpoint
+    from audiokit.models import build_model, save_checkpoint, spec_model_kwargs
     spec, labels = fd.spec, fd.labels
     seed = spec.train.seed + fd.fold
     tr = apply_balance(fd.train, spec.balance, labels, None, seed)
     mk = lambda d: ImageFileDataset(d['path'].tolist(), labels.targets(d), spec.features.image_size, spec.features.channels)
     ds_tr, ds_va, ds_te = mk(tr), mk(fd.val), mk(fd.test)
     mcfg = spec.model.replace(num_classes=len(labels), multi_label=labels.multi_label, in_channels=spec.features.channels)
-    net = build_model(mcfg, (spec.features.channels, *spec.features.image_size), mcfg.model_kwargs)
+    net = build_model(mcfg, (spec.features.channels, *spec.features.image_size), {**mcfg.model_kwargs, **spec_model_kwargs(spec)})
     hist = fit(net, ds_tr, ds_va, labels.classes, spec.train, out_dir, labels.multi_label, loss_weights(tr, spec.balance, labels),
                sampler_weights(tr, spec.balance, labels), progress=progress)
     _, y_prob = predict(net, DataLoader(ds_te, batch_size=spec.train.batch_size * 2), next(net.parameters()).device, labels.multi_label)
@@ -147,9 +147,10 @@ def neural_method(fd: FoldData, out_dir: Path, cache_dir: str | Path | None = No
     from audiokit.cache import FeatureDataset
     from audiokit.clipmodel import ClipClassifier, save_clip_model
     from audiokit.manifest import read_manifest
-    from audiokit.models import build_model
+    from audiokit.models import build_model, spec_model_kwargs
     if is_image_manifest(fd.train): return _image_fold(fd, out_dir, progress)
     spec, labels = fd.spec, fd.labels
+    from_spec = spec_model_kwargs(spec)      # what the model takes from the spec (e.g. a waveform model's audio rate); fails fast on a wrong setting
     seed = spec.train.seed + fd.fold
     seed_everything(seed)
     synthetic = read_manifest(spec.data.synthetic) if spec.data.synthetic else None
@@ -164,7 +165,7 @@ def neural_method(fd: FoldData, out_dir: Path, cache_dir: str | Path | None = No
     x0, _ = ds_tr[0]
     mcfg = spec.model.replace(num_classes=len(labels), multi_label=labels.multi_label,
                               in_channels=int(x0.shape[0]) if x0.dim() == 3 else spec.model.in_channels)
-    net = build_model(mcfg, tuple(x0.shape), mcfg.model_kwargs)
+    net = build_model(mcfg, tuple(x0.shape), {**mcfg.model_kwargs, **from_spec})
     clip = ClipClassifier(ds_tr.extractor, net, W, H, spec.window.aggregate, labels.multi_label)
     hist = fit(net, ds_tr, None, labels.classes, spec.train, out_dir, labels.multi_label, loss_weights(tr, spec.balance, labels),
                sampler_weights(tr, spec.balance, labels), aug.batch if aug else None,

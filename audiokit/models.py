@@ -27,7 +27,8 @@ __all__ = ['DEFAULT_INPUT_SHAPE', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'Mo
            'CheckpointMismatchError', 'as_image', 'as_sequence', 'logits_to_proba', 'MaxPool2x2', 'SmallCNN',
            'fuse_for_inference', 'AttentionPool', 'CRNN', 'LSTMAttention', 'adapt_conv_weight', 'TorchvisionNet',
            'read_state_dict', 'fetch_pretrained', 'load_pretrained', 'ASTNet', 'model_arch', 'state_signature',
-           'build_model', 'Checkpoint', 'save_checkpoint', 'check_compatible', 'load_checkpoint', 'time_fn']
+           'build_model', 'spec_model_kwargs', 'Checkpoint', 'save_checkpoint', 'check_compatible', 'load_checkpoint',
+           'time_fn']
 
 # %% ../nbs/13_models.ipynb #5258bc75
 class ModelError(AudioKitError):
@@ -295,11 +296,13 @@ class ASTNet(nn.Module):
         super().__init__()
         from transformers import ASTConfig, ASTForAudioClassification
         f, t = (input_shape[-2], input_shape[-1]) if len(input_shape) == 3 else (input_shape[-1], input_shape[0])
+        unknown = sorted(set(config_kwargs) - set(ASTConfig().to_dict()))   # ASTConfig keeps unknown keys silently: refuse them here
+        if unknown: raise ModelError(f"AST has no setting(s) {unknown}; model_kwargs are ASTConfig fields", path='model_kwargs')
         if pretrained:
             local = Path(pretrained).expanduser()
             try:
                 self.ast = ASTForAudioClassification.from_pretrained(str(local) if local.is_dir() else pretrained, num_labels=num_classes,
-                                                                     ignore_mismatched_sizes=True, local_files_only=local.is_dir(), **config_kwargs)
+                                                                     ignore_mismatched_sizes=True, local_files_only=True, **config_kwargs)
             except Exception as e:
                 raise ModelError(f"cannot load an AST checkpoint from {pretrained!r} ({type(e).__name__}: {e})", path='ModelConfig.pretrained') from e
         else:
@@ -379,9 +382,19 @@ def build_model(cfg: ModelConfig | None = None, input_shape: Sequence[int] = DEF
         sd = read_state_dict(cfg.pretrained)
         try: model.load_state_dict(sd)
         except RuntimeError as e: raise ModelError(f"weights do not fit {cfg.name}: {str(e).splitlines()[0]} ...", path=cfg.pretrained) from e
-    model.arch = model_arch(cfg, shape, kw)
+    model.arch = model_arch(cfg, shape, getattr(model, 'arch_kwargs', kw))
     model.multi_label = cfg.multi_label
     return model
+
+def spec_model_kwargs(spec) -> dict:
+    "The model_kwargs model `spec.model.name` takes from the run spec (`RunSpec`) through its builder's `spec_kwargs` hook (see above); `{}` without one."
+    hook = getattr(MODELS[spec.model.name], 'spec_kwargs', None)
+    if hook is None: return {}
+    kw = dict(hook(spec))
+    both = sorted(set(kw) & set(spec.model.model_kwargs))
+    if both: raise ConfigError(f"model {spec.model.name!r} takes {both} from the run spec itself; remove them from model.model_kwargs",
+                               path=f"model.model_kwargs.{both[0]}")
+    return kw
 
 # %% ../nbs/13_models.ipynb #d4985252
 _ARCH_KEYS = ('name', 'num_classes', 'multi_label', 'in_channels', 'width')

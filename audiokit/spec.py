@@ -79,8 +79,7 @@ class RunSpec(Config):
     def check_names(self) -> 'RunSpec':
         "Import `imports`, then check that the method, model and loss are registered (errors list what is)."
         import_plugins(self.imports)
-        import audiokit.classical, audiokit.encoders, audiokit.ensemble, audiokit.experiment, audiokit.models, audiokit.train   # they register the built-in methods, models and losses
-        from audiokit.core import LOSSES, METHODS, MODELS
+        from audiokit.core import LOSSES, METHODS, MODELS   # their built-in parts are imported on the first lookup
         METHODS[self.method]; MODELS[self.model.name]; LOSSES[self.train.loss]
         return self
 

@@ -110,7 +110,9 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, classes: Se
     """Train `model` on `train_ds`, early-stopping on `cfg.early_stopping_metric` over the validation data; returns the history.
     Validation: `val_predict(model) -> (y_true, y_prob)` when given (e.g. whole clips through sliding windows), else
     `predict` over `val_ds`. `loss_weights`: class weights or multi-label `pos_weight` (see `make_loss`).
-    `batch_transform(x, y, generator) -> (x, y)` applies batch-level augmentation (mixup...) to training batches only."""
+    `batch_transform(x, y, generator) -> (x, y)` applies batch-level augmentation (mixup...) to training batches only.
+    A model with an `aux_loss(target) -> Tensor` method (e.g. `respiratory_models.RespiratoryAST`) gets it added to the
+    loss after each training forward."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     dev = get_device(device or cfg.device)
     model.to(dev)
@@ -141,6 +143,7 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, classes: Se
         state = ck['state']
         get_logger('train').info(f"resuming from epoch {state['epoch'] + 1} ({last})")
     log = get_logger('train')
+    aux_loss = getattr(model, 'aux_loss', None)   # a model's own training term (auxiliary-loss protocol); None for most models
     for epoch in range(state['epoch'] + 1, cfg.epochs):
         if state['done']: break
         t0 = time.perf_counter()
@@ -157,6 +160,7 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset | None, classes: Se
             if multi_label: y = y.float()
             with torch.autocast(dev.type, enabled=use_amp):
                 loss = loss_fn(model(x), y)
+                if aux_loss is not None: loss = loss + aux_loss(y)
             if not torch.isfinite(loss):
                 kept = f"last good checkpoint kept at {last}" if last.exists() else "no checkpoint was written yet"
                 raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {b + 1}; {kept}. Lower the learning rate or check the inputs for NaN.", path=out_dir)

@@ -10,3 +10,20 @@ from hypothesis import settings
 settings.register_profile('ci', derandomize=True, deadline=None, print_blob=True)
 settings.register_profile('explore', deadline=None, print_blob=True)
 settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci'))
+
+
+import pytest
+
+
+@pytest.fixture(scope='session')
+def speech_rows(tmp_path_factory):
+    """Factory of generated speech manifests: `speech_rows(**keywords of fixtures.make_speech_fixture)` -> rows `path`
+    (absolute), `label`, `group` (the speaker), in a fresh folder each call."""
+    import pandas as pd
+    from audiokit.fixtures import make_speech_fixture
+    def make(**kw):
+        csv = make_speech_fixture(tmp_path_factory.mktemp('speech'), **kw)
+        df = pd.read_csv(csv).rename(columns={'speaker': 'group'})
+        df['path'] = [str((csv.parent / p).resolve()) for p in df['path']]
+        return df[['path', 'label', 'group']]
+    return make

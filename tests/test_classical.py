@@ -11,7 +11,6 @@ import audiokit.classical as classical
 from audiokit.classical import fit_classical, functionals, run_classical
 from audiokit.core import METHODS, AudioConfig, ConfigError
 from audiokit.experiment import fold_data, run_fold
-from audiokit.fixtures import make_speech_fixture
 from audiokit.manifest import multilabel_string
 from audiokit.spec import load_spec
 
@@ -20,12 +19,8 @@ FAST = ['splits.k=3', 'eval.n_boot=0', 'audio.sample_rate=8000', 'features.n_fft
 
 
 @pytest.fixture(scope='module')
-def speech(tmp_path_factory):
-    csv = make_speech_fixture(tmp_path_factory.mktemp('speech'), speakers=6, per_class=2, classes=('neutral', 'sad', 'angry'),
-                              min_s=0.5, max_s=1.5, sample_rate=8000)
-    df = pd.read_csv(csv).rename(columns={'speaker': 'group'})
-    df['path'] = [str((csv.parent / p).resolve()) for p in df['path']]
-    return df[['path', 'label', 'group']]
+def speech(speech_rows):
+    return speech_rows(speakers=6, per_class=2, classes=('neutral', 'sad', 'angry'), min_s=0.5, max_s=1.5, sample_rate=8000)
 
 
 def test_methods_are_registered_and_the_spec_finds_them():

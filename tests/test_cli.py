@@ -110,8 +110,8 @@ def add_nothing(sub):
     sub.add_parser('other')
 
 @benchmark('hi')
-def bench_hi(data=None):
-    return {'answer': 42}
+def bench_hi(data=None, answer: int = 42):
+    return {'answer': answer}
 '''
 
 
@@ -148,6 +148,19 @@ def test_bench_writes_out_and_refuses_to_overwrite(plugin_env, tmp_path):
     r = run('bench', 'hi', '--out', out, env=plugin_env)
     assert r.returncode == 1 and 'pass --overwrite' in r.stderr and '== bench' not in r.stdout   # refused before running
     assert run('bench', 'hi', '--out', out, '--overwrite', env=plugin_env).returncode == 0
+
+
+def test_bench_passes_its_options_and_refuses_unknown_ones(plugin_env, tmp_path):
+    out = tmp_path / 'b.json'
+    r = run('bench', 'hi', '--answer', '7', '--out', out, env=plugin_env)
+    assert r.returncode == 0 and json.loads(out.read_text()) == {'hi': {'answer': 7}}, r.stderr
+    r = run('bench', 'hi', '--anser', '7', env=plugin_env)
+    assert r.returncode == 1 and "--anser: benchmark 'hi' takes no such option; its options: --answer" in r.stderr and '== bench' not in r.stdout
+    r = run('bench', '--list', env=plugin_env)
+    assert r.returncode == 0 and 'hi (akplugin)' in r.stdout and '--answer 42' in r.stdout, r.stderr
+    assert all(f"{n} ({m})" in r.stdout for n, m in BENCHMARKS_BY_NAME.items())
+    r = run('config', '--no-such-flag')    # other commands still refuse what they do not know
+    assert r.returncode == 2 and 'unrecognized arguments: --no-such-flag' in r.stderr
 
 
 def test_unknown_benchmark_is_a_clear_error():

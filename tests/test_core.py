@@ -310,3 +310,13 @@ def test_make_generator_private_and_repeatable(seed):
     torch.manual_seed(0); make_generator(seed); assert torch.equal(torch.rand(1), before)  # global RNG untouched
     n1, n2 = make_generator(seed, 'numpy'), make_generator(seed, 'numpy')
     assert n1.random() == n2.random()
+
+
+def test_builtin_parts_resolve_in_a_fresh_process():
+    "A checkpoint of a model registered outside audiokit.models loads without importing that module first."
+    import subprocess, sys
+    code = ("from audiokit.core import MODELS, METHODS, LOSSES\n"
+            "assert 'add_rsc' in MODELS and 'auto' in METHODS and 'egemaps_svm' in METHODS and 'focal' in LOSSES\n"
+            "try: MODELS['no_such_model']\n"
+            "except Exception as e: assert 'add_rsc' in str(e), e\n")
+    subprocess.run([sys.executable, '-c', code], check=True)

@@ -14,17 +14,12 @@ from audiokit.core import AudioConfig, ConfigError
 from audiokit.encoders import encoder_config, load_encoder, make_tiny_encoder
 from audiokit.experiment import fold_data, run_fold
 from audiokit.features import FeatureError
-from audiokit.fixtures import make_speech_fixture
 from audiokit.spec import load_spec
 
 
 @pytest.fixture(scope='module')
-def speech(tmp_path_factory):
-    csv = make_speech_fixture(tmp_path_factory.mktemp('speech'), speakers=4, per_class=2, classes=('neutral', 'angry'),
-                              min_s=0.5, max_s=1.2, sample_rate=16000)
-    df = pd.read_csv(csv).rename(columns={'speaker': 'group'})
-    df['path'] = [str((csv.parent / p).resolve()) for p in df['path']]
-    return df[['path', 'label', 'group']]
+def speech(speech_rows):
+    return speech_rows(speakers=4, per_class=2, classes=('neutral', 'angry'), min_s=0.5, max_s=1.2, sample_rate=16000)
 
 
 @pytest.fixture(scope='module')

@@ -12,11 +12,16 @@ TINY_AST = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, inte
 SLOW = {'resnet50', 'efficientnet_b3', 'inception_v3'}
 
 
+import audiokit.respiratory_models  # noqa: E402  (registers add_rsc, ast_patchmix)
+# the zoo: models built from the input shape alone (finetune's encoder_classifier needs an encoder: tests/test_finetune.py)
+ZOO = [n for n in MODELS.names() if MODELS[n].__module__ in ('audiokit.models', 'audiokit.respiratory_models')]
+
+
 def _kw(name):
-    return TINY_AST if name == 'ast' else None
+    return TINY_AST if name in ('ast', 'ast_patchmix', 'add_rsc') else None
 
 
-@pytest.mark.parametrize('name,multi_label', [(n, False) for n in sorted(MODELS)] + [(n, True) for n in ('cnn', 'crnn', 'lstm_attention', 'resnet18', 'ast')])
+@pytest.mark.parametrize('name,multi_label', [(n, False) for n in ZOO] + [(n, True) for n in ('cnn', 'crnn', 'lstm_attention', 'resnet18', 'ast')])
 def test_forward_backward(name, multi_label):
     torch.manual_seed(0)
     cfg = ModelConfig(name=name, num_classes=3, multi_label=multi_label, width=8)
@@ -27,6 +32,7 @@ def test_forward_backward(name, multi_label):
     y = torch.tensor([[1., 0, 1], [0, 1, 0]]) if multi_label else torch.tensor([0, 2])
     loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y) if multi_label
             else torch.nn.functional.cross_entropy(logits, y))
+    if hasattr(m, 'aux_loss'): loss = loss + m.aux_loss(y)   # as train.fit does (respiratory_models)
     loss.backward()
     grads = [p.grad for p in m.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -211,3 +217,15 @@ def test_big_models_at_real_size(name):
     out = m(torch.randn(2, 1, 128, 157))
     out.sum().backward()
     assert out.shape == (2, 10)
+
+
+def test_ast_refuses_settings_it_does_not_have():
+    with pytest.raises(ModelError, match=r"no setting\(s\) \['patch_mix'\]"):
+        build_model(ModelConfig(name='ast', num_classes=2), (1, 64, 48), {**TINY_AST, 'patch_mix': True})
+
+
+def test_ast_hub_id_is_read_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv('HF_HOME', str(tmp_path / 'empty_hf_home'))   # nothing cached: the id must not be fetched
+    with pytest.raises(ModelError, match='cannot load an AST checkpoint'):
+        build_model(ModelConfig(name='ast', num_classes=2, pretrained='MIT/ast-finetuned-audioset-10-10-0.4593'), (1, 64, 48))
+
