@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .core import AudioKitError, ResultExistsError, atomic_write_json, atomic_write_text
-from .ensemble import ensemble_members
+from .ensemble import ensemble_members, resolve_methods
 from .experiment import train_model
 from .reports import save_figure
 from .spec import RunSpec, load_spec
@@ -29,7 +29,7 @@ def method_results(manifest, methods: Sequence[str | dict], spec: RunSpec | dict
                    overrides: dict | Sequence[str] | None = None, out_dir: str | Path = 'outputs/compare',
                    cache_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, dict]:
     "Each method's cross-validation summary (`experiment.train_model`) on `manifest`, trained or, if its spec is unchanged, read back."
-    members = ensemble_members(load_spec(spec, overrides), methods, nested=True)
+    members = resolve_methods(load_spec(spec, overrides), methods)
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / 'cache'
     out = {}
@@ -234,7 +234,7 @@ def bench_methods(data: str | None = None, methods: Sequence[str] = BENCH_METHOD
     "Wall and CPU seconds per fold of each method (`experiment.run_fold`) on EmoDB or generated speech; per-clip functionals timed apart (clips/s)."
     from audiokit.classical import functionals
     from audiokit.experiment import fold_data, run_fold
-    members = ensemble_members(load_spec(None, list(overrides)), list(methods), nested=True)
+    members = resolve_methods(load_spec(None, list(overrides)), list(methods))
     k = members[0].spec.splits.k
     if not 1 <= folds <= k: raise ConfigError(f"folds must be 1..{k} (the run's splits.k), got {folds}", path='--folds')
     tmp = Path(tempfile.mkdtemp(prefix='audiokit_bench_methods_'))

@@ -22,8 +22,9 @@ from .spec import RunSpec, load_spec
 from .splits import PatientGroupKFold
 
 # %% auto #0
-__all__ = ['ENSEMBLE_KWARGS', 'AUTO_CANDIDATES', 'Member', 'ensemble_members', 'fuse_probabilities', 'selection_score',
-           'ensemble_selection', 'inner_predictions', 'fusion_method', 'auto_method', 'FusedPredictor', 'load_ensemble']
+__all__ = ['ENSEMBLE_KWARGS', 'AUTO_CANDIDATES', 'Member', 'resolve_method', 'resolve_methods', 'ensemble_members',
+           'fuse_probabilities', 'selection_score', 'ensemble_selection', 'inner_predictions', 'fusion_method',
+           'auto_method', 'FusedPredictor', 'load_ensemble']
 
 # %% ../nbs/18c_ensemble.ipynb #3312f62e
 ENSEMBLE_KWARGS = {'fusion': ('members', 'weights'), 'auto': ('members', 'inner_folds', 'select', 'metric', 'rounds')}
@@ -35,33 +36,44 @@ class Member:
     name: str
     spec: RunSpec
 
-def ensemble_members(spec: RunSpec, entries: Sequence[str | dict], nested: bool = False) -> list[Member]:
-    """The members `entries` (see above) of an ensemble run with spec `spec`; names default to `experiment.run_name` of the member's spec.
-    Ensembles are refused as members unless `nested` (a comparison of methods may list them)."""
-    import audiokit.models   # registers the built-in models, whose names may name members
+def resolve_method(spec: RunSpec, entry: str | dict, path: str = 'method') -> Member:
+    """One method named as above, applied to `spec` (everything else of it kept, its `name` dropped): the method's name
+    (the entry's `name`, else `experiment.run_name` of its spec) and run spec."""
     from audiokit.experiment import run_name
-    path = 'model.model_kwargs.members'
-    if isinstance(entries, (str, dict)) or not len(entries):
-        raise ConfigError(f"members must be a non-empty list of methods, got {entries!r}", path=path)
+    if isinstance(entry, str) and entry.split():
+        method, *pairs = entry.split()
+        name, over = None, [f"method={method}", *pairs]
+    elif isinstance(entry, dict) and 'method' in entry:
+        over = {k: v for k, v in entry.items() if k != 'name'}
+        name, method = entry.get('name'), entry['method']
+    else: raise ConfigError(f"a method is 'METHOD [key=value ...]' or a mapping with a 'method', got {entry!r}", path=path)
+    if method not in METHODS and method not in MODELS:
+        raise ConfigError(f"{method!r} is neither a method {METHODS.names()} nor a model {MODELS.names()}", path=path)
+    if method not in METHODS:   # a model name: the neural method with that model
+        model = {'method': 'neural', 'model.name': method}
+        over = [f"{k}={v}" for k, v in model.items()] + over[1:] if isinstance(over, list) else {**over, **model}
     base = spec.to_dict()
-    base['name'], base['model']['model_kwargs'] = None, {}
-    out = []
-    for e in entries:
-        if isinstance(e, str) and e.split():
-            method, *pairs = e.split()
-            name, over = None, [f"method={method}", *pairs]
-            if method not in METHODS and method in MODELS: over[0:1] = ['method=neural', f"model.name={method}"]   # a model name: the neural method
-        elif isinstance(e, dict) and 'method' in e:
-            over = {k: v for k, v in e.items() if k != 'name'}
-            name = e.get('name')
-        else: raise ConfigError(f"a member is 'METHOD [key=value ...]' or a mapping with a 'method', got {e!r}", path=path)
-        if not nested and (over[0] if isinstance(over, list) else f"method={over['method']}").split('=', 1)[1] in ENSEMBLE_KWARGS:
-            raise ConfigError(f"an ensemble cannot be a member of an ensemble ({e!r})", path=path)
-        s = load_spec(base, over)
-        out.append(Member(str(name or run_name(s)), s))
+    base['name'] = None
+    s = load_spec(base, over)
+    return Member(str(name or run_name(s)), s)
+
+def resolve_methods(spec: RunSpec, entries: Sequence[str | dict], path: str = 'methods') -> list[Member]:
+    "`resolve_method` of each entry; names must differ."
+    if isinstance(entries, (str, dict)) or not len(entries):
+        raise ConfigError(f"expected a non-empty list of methods, got {entries!r}", path=path)
+    out = [resolve_method(spec, e, path) for e in entries]
     names = [m.name for m in out]
     dup = sorted({n for n in names if names.count(n) > 1})
-    if dup: raise ConfigError(f"two members are named {dup}; give each its own name (mapping form: name: ...)", path=path)
+    if dup: raise ConfigError(f"two methods are named {dup}; give each its own name (mapping form: name: ...)", path=path)
+    return out
+
+def ensemble_members(spec: RunSpec, entries: Sequence[str | dict]) -> list[Member]:
+    "The members `entries` (see above) of an ensemble run with spec `spec`: `resolve_methods` on it without the ensemble's own `model_kwargs`."
+    path = 'model.model_kwargs.members'
+    base = spec.replace(model=spec.model.replace(model_kwargs={}))
+    out = resolve_methods(base, entries, path)
+    nested = [m.name for m in out if m.spec.method in ENSEMBLE_KWARGS]
+    if nested: raise ConfigError(f"an ensemble cannot be a member of an ensemble ({nested})", path=path)
     return out
 
 # %% ../nbs/18c_ensemble.ipynb #f1837e9e
@@ -113,7 +125,9 @@ def inner_predictions(fd: FoldData, members: Sequence[Member], out_dir: str | Pa
     for m, j in tqdm(todo, desc=f"inner CV, fold {fd.fold}", disable=not progress):
         tr_idx, te_idx = splits[j]
         tr, va = hold_out_groups(rows.iloc[tr_idx], fd.spec.splits.val_fraction, seed + j)
-        inner = FoldData(m.spec, fd.fold, fd.labels, tr, va, rows.iloc[te_idx].reset_index(drop=True))
+        # the outer validation rows are training rows here: their `subset` says what they are in the inner fold
+        inner = FoldData(m.spec, fd.fold, fd.labels, tr.assign(subset='train'), va.assign(subset='val'),
+                         rows.iloc[te_idx].reset_index(drop=True).assign(subset='test'))
         oof[m.name][te_idx] = train_fold(inner, Path(out_dir) / m.name / f"inner{j}", cache_dir, progress=False)['y_prob']
     return rows, oof
 

@@ -110,12 +110,13 @@ def run_spec_of(declared: dict, notebook: str | os.PathLike, spec: str | os.Path
 
 def check_params(declared: dict, params: dict, methods: Sequence[str], spec: str | dict | None = None) -> None:
     "Refuse (SweepError) any `-p` name or value the notebook (or, for a run-spec notebook, the run spec) does not accept."
+    from audiokit.ensemble import resolve_method
     from audiokit.spec import load_spec
     params = {k: _alternatives(v) for k, v in params.items()}
     if 'overrides' in declared:
         names = list(params)
         for method, combo in itertools.product(methods, itertools.product(*params.values())):
-            try: load_spec(spec, merge_dicts(_nest(dict(zip(names, combo))), {'model': {'name': method}}))
+            try: resolve_method(load_spec(spec, _nest(dict(zip(names, combo)))), method)
             except ConfigError as e:
                 raise SweepError(f"the run spec refuses {dict(zip(names, combo)) or 'the method'} (method {method!r}): {e}", path='-p') from None
         return
@@ -269,7 +270,7 @@ def add_cli(subparsers) -> None:
     p.add_argument('--notebook', required=True, help='experiment notebook with a `parameters` cell')
     p.add_argument('--subdbs', nargs='+', default=['all'], help="sub-databases (default: all)")
     p.add_argument('--folds', nargs='+', default=['all'], help="'all' (folds found in --data, else 0..n-folds-1) or fold numbers; -1 = every fold in one run")
-    p.add_argument('--methods', nargs='+', default=['cnn'], help='methods; for a run-spec notebook, model names (default: cnn)')
+    p.add_argument('--methods', nargs='+', default=['cnn'], help='methods; for a run-spec notebook, a method or model name each, e.g. cnn egemaps_svm auto (default: cnn)')
     p.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE',
                    help='a run-spec setting (train.epochs=5) or, for other notebooks, a notebook parameter; a comma list is swept')
     p.add_argument('--config', default=None, help='run spec (YAML/JSON) passed to a run-spec notebook; -p settings apply on top')

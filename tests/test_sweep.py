@@ -195,8 +195,8 @@ def test_unknown_or_bad_p_refused_before_any_run_starts(tmp_path):
     assert r.returncode == 1 and 'expected an integer' in r.stderr
     r = run(base + ['-p', 'balance.method=oversampel'])
     assert r.returncode == 1 and "'oversample'" in r.stderr
-    r = run(base + ['--methods', 'cnn', 'no_such_model'])         # the method names the model
-    assert r.returncode == 1 and 'unknown model' in r.stderr
+    r = run(base + ['--methods', 'cnn', 'no_such_model'])         # neither a method nor a model
+    assert r.returncode == 1 and "'no_such_model' is neither a method" in r.stderr
     r = run(cmd(tmp_path / 'o', params=('epochs=3',)))            # not a run-spec notebook: its own parameters
     assert r.returncode == 1 and "unknown parameter 'epochs'" in r.stderr and "'work'" in r.stderr
     r = run(cmd(tmp_path / 'o', params=('work=many',)))
