@@ -222,7 +222,9 @@ class FunctionalsPredictor:
     "What a classical method trained, as a predictor (`experiment.load_trained`): one clip's functionals, then the saved pipeline(s) -> class probabilities."
     def __init__(self, model: dict, spec):
         self.model, self.spec, self._fn = model, spec, None
-    def __getstate__(self) -> dict: return {**self.__dict__, '_fn': None}   # the extractor (openSMILE, an encoder) is rebuilt where it runs
+    def __reduce__(self):   # the library's class (also when a notebook defined this one in __main__), without the extractor: rebuilt where it runs
+        import audiokit.classical
+        return (audiokit.classical.FunctionalsPredictor, (self.model, self.spec))
     def __call__(self, wave: torch.Tensor) -> np.ndarray:
         if self._fn is None:
             kind, kw = self.model['kind'], self.spec.model.model_kwargs

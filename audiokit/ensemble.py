@@ -187,6 +187,9 @@ def auto_method(fd: FoldData, out_dir: Path, cache_dir: str | Path | None = None
 class FusedPredictor:
     "What an ensemble trained, as a predictor (`experiment.load_trained`): its weighted members' probabilities of one clip, fused."
     def __init__(self, members: dict[str, Callable], weights: dict[str, float]): self.members, self.weights = members, weights
+    def __reduce__(self):   # pickled as the library's class, also when a notebook defined this one in __main__
+        import audiokit.ensemble
+        return (audiokit.ensemble.FusedPredictor, (self.members, self.weights))
     def __call__(self, wave: torch.Tensor) -> np.ndarray:
         return fuse_probabilities({n: p(wave)[None] for n, p in self.members.items()}, self.weights)[0]
 

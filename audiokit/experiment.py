@@ -238,6 +238,9 @@ def run_fold(spec: RunSpec | dict | str | Path | None, fold: int, out_dir: str |
 class ClipPredictor:
     "What the neural method trained, as a predictor: one clip's waveform `(samples,)` or `(channels, samples)` -> class probabilities."
     def __init__(self, clip: torch.nn.Module): self.clip = clip.eval()
+    def __reduce__(self):   # pickled as the library's class, also when a notebook defined this one in __main__
+        import audiokit.experiment
+        return (audiokit.experiment.ClipPredictor, (self.clip,))
     def __call__(self, wave: torch.Tensor) -> np.ndarray:
         with torch.inference_mode(): return self.clip(wave[:1] if wave.dim() == 2 else wave[None])[0].float().numpy()
 

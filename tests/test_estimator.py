@@ -61,3 +61,23 @@ def test_analyze_splits_train_with_no_duration(speech, tmp_path):
     assert s['folds'] == [0, 1, 2] and s['spec']['audio']['duration'] is None
     m = json.loads((tmp_path / 'run' / 'cnn' / 'fold0' / 'metrics.json').read_text())
     assert m['window']['seconds'] == 1.5 and len(pd.read_csv(tmp_path / 'run' / 'cnn' / 'fold0' / 'predictions.csv')) == m['n']['test']
+
+
+def test_predictors_pickle_as_library_classes():
+    "nbdev_test runs several notebooks in one process: a predictor class a notebook defined lives in __main__ and must still pickle."
+    import pickle, subprocess, sys, textwrap
+    code = textwrap.dedent("""
+        import pickle, inspect, torch
+        import audiokit.classical, audiokit.ensemble, audiokit.experiment
+        for mod, name in ((audiokit.experiment, 'ClipPredictor'), (audiokit.classical, 'FunctionalsPredictor'), (audiokit.ensemble, 'FusedPredictor')):
+            ns = {**mod.__dict__, '__name__': '__main__'}
+            exec(inspect.getsource(getattr(mod, name)), ns)      # the class again, defined in __main__ as a notebook cell does
+            globals()[name] = ns[name]
+            assert ns[name].__module__ == '__main__'
+        a = ClipPredictor(torch.nn.Linear(2, 2))
+        b = FusedPredictor({'x': a}, {'x': 1.0})
+        c = FunctionalsPredictor({'kind': 'mfcc'}, None)
+        for o in (a, b, c): assert type(pickle.loads(pickle.dumps(o))).__module__.startswith('audiokit.'), o
+    """)
+    subprocess.run([sys.executable, '-c', code], check=True)
+
