@@ -45,6 +45,9 @@ def test_cross_validate_clone_and_onnx_on_paths(speech, tmp_path):
         w = load_clip(p, audio).numpy()                                       # a raw waveform at the model's rate
         diffs.append(np.abs(sess.run(None, {sess.get_inputs()[0].name: w})[0][0] - c.predict_proba([p])[0]).max())
     assert max(diffs) <= 1e-4, diffs
+    import pickle
+    again = pickle.loads(pickle.dumps(c))                                   # a fitted estimator travels whole
+    assert np.allclose(again.predict_proba(X[:3]), c.predict_proba(X[:3]), atol=1e-6)
 
 
 def test_analyze_splits_train_with_no_duration(speech, tmp_path):
